@@ -1,0 +1,74 @@
+"""The `hpctrain` command line: one group, with each subcommand loaded only when used.
+
+Loading lazily keeps `hpctrain data ...` free of MPI and Numba start-up, and lets
+`runtime.configure` fix thread counts before NumPy or Numba are imported.
+"""
+
+import importlib
+import sys
+
+import click
+
+from . import __version__
+from .errors import EXIT_BAD_INPUT, InputError
+
+# name -> "module:attribute" of a click command or group
+COMMANDS = {
+    "data": "hpctrain.data.cli:data",
+    "train": "hpctrain.train_cli:train",
+    "evaluate": "hpctrain.train_cli:evaluate",
+    "predict": "hpctrain.train_cli:predict",
+    "demo": "hpctrain.train_cli:demo",
+    "bench": "hpctrain.bench.cli:bench",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def __init__(self, *args, lazy_commands=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(lazy_commands or {})
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy_commands))
+
+    def get_command(self, ctx, name):
+        if name in self.lazy_commands:
+            module, attr = self.lazy_commands[name].split(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except InputError as err:
+            report_input_error(err)
+            sys.exit(EXIT_BAD_INPUT)
+
+
+def report_input_error(err: InputError) -> None:
+    """One line on stderr; a collectively agreed error is printed by rank 0 alone."""
+    from .parallel import current_rank
+
+    if getattr(err, "collective", False) and current_rank() != 0:
+        return
+    click.echo(f"hpctrain: error: {err}", err=True)
+
+
+@click.group(cls=LazyGroup, lazy_commands=COMMANDS)
+@click.version_option(__version__, prog_name="hpctrain")
+def cli():
+    """Data-parallel training and scaling studies on MPI clusters.
+
+    Every command that trains or evaluates is an SPMD program: start it under
+    mpiexec/mpirun/srun (or plainly, as one rank).
+    """
+
+
+def main(argv=None):
+    cli.main(args=argv, prog_name="hpctrain")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""The two kinds of failure hpctrain distinguishes, and their exit codes.
+
+InputError: the user gave us something we cannot use (a file, a flag, a checkpoint).
+It is reported as one line naming the file and, under MPI, the rank; exit status 2.
+Anything else that escapes while running is a failure: exit status 1 (or MPI Abort).
+"""
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+class InputError(Exception):
+    """Bad input or usage: a one-line message, optionally naming a file and a rank."""
+
+    def __init__(self, message: str, path=None, rank: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.path = None if path is None else str(path)
+        self.rank = rank
+
+    def __str__(self) -> str:
+        where = f"{self.path}: " if self.path else ""
+        who = f"rank {self.rank}: " if self.rank is not None else ""
+        return f"{who}{where}{self.message}"
+
+    def on_rank(self, rank: int) -> "InputError":
+        """The same error, tagged with the rank that found it."""
+        return InputError(self.message, self.path, rank)
