@@ -10,7 +10,7 @@ import sys
 import click
 
 from . import __version__
-from .errors import EXIT_BAD_INPUT, InputError
+from .errors import EXIT_BAD_INPUT, EXIT_FAILED, InputError, RunFailed
 
 # name -> "module:attribute" of a click command or group
 COMMANDS = {
@@ -43,11 +43,14 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except InputError as err:
-            report_input_error(err)
+            report_error(err)
             sys.exit(EXIT_BAD_INPUT)
+        except RunFailed as err:
+            report_error(err)
+            sys.exit(EXIT_FAILED)
 
 
-def report_input_error(err: InputError) -> None:
+def report_error(err: Exception) -> None:
     """One line on stderr; a collectively agreed error is printed by rank 0 alone."""
     from .parallel import current_rank
 

@@ -27,3 +27,12 @@ class InputError(Exception):
     def on_rank(self, rank: int) -> "InputError":
         """The same error, tagged with the rank that found it."""
         return InputError(self.message, self.path, rank)
+
+
+class RunFailed(Exception):
+    """A failure every rank detected together (e.g. a non-finite loss): exit status 1.
+
+    Because all ranks raise it at the same point, nobody needs MPI Abort; rank 0 reports it.
+    """
+
+    collective = True

@@ -1,0 +1,74 @@
+"""Which of its rows each rank trains on at each step.
+
+Two plans, both deterministic from the seed and the epoch, so a resumed run sees the same
+batches as an uninterrupted one:
+
+- local: each rank shuffles its own rows; the global batch is the union of the local ones.
+- global: one permutation of all rows; global batch k is the same set of rows whatever the rank
+  count, and each rank computes the part of it that it holds. The trained model then does not
+  depend on the rank count, to float rounding.
+
+Steps per epoch are the same on every rank (the caller agrees on them collectively); a rank that
+has run out of rows gets an empty batch and contributes a zero gradient with count 0.
+"""
+
+import math
+
+import numpy as np
+
+
+def local_batch_size(global_batch: int, rank: int, size: int) -> int:
+    """This rank's share of a global batch, balanced within one."""
+    return global_batch // size + (1 if rank < global_batch % size else 0)
+
+
+class LocalShuffle:
+    def __init__(self, n_local: int, batch: int, seed: int, rank: int):
+        self.n_local, self.batch, self.seed, self.rank = n_local, batch, seed, rank
+
+    def steps_needed(self) -> int:
+        """Steps this rank needs for one pass over its rows (agreed with MAX across ranks)."""
+        return math.ceil(self.n_local / self.batch) if self.batch else 0
+
+    def epoch(self, epoch: int):
+        rng = np.random.default_rng([self.seed, epoch, self.rank])
+        order = rng.permutation(self.n_local)
+        return lambda step: order[step * self.batch:(step + 1) * self.batch]
+
+
+class GlobalShuffle:
+    def __init__(self, n_total: int, global_batch: int, seed: int, start: int, stop: int):
+        self.n_total, self.global_batch, self.seed = n_total, global_batch, seed
+        self.start, self.stop = start, stop
+
+    def steps_needed(self) -> int:
+        return math.ceil(self.n_total / self.global_batch)
+
+    def epoch(self, epoch: int):
+        order = np.random.default_rng([self.seed, epoch]).permutation(self.n_total)
+
+        def rows(step):
+            batch = order[step * self.global_batch:(step + 1) * self.global_batch]
+            mine = batch[(batch >= self.start) & (batch < self.stop)]
+            return mine - self.start
+
+        return rows
+
+
+class BatchGather:
+    """Copies the chosen rows into reused, C-contiguous batch buffers (no per-step allocation)."""
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, max_rows: int):
+        self.X, self.y = X, y
+        self.xbuf = np.empty((max_rows, X.shape[1]), dtype=np.float32)
+        self.ybuf = np.empty((max_rows,), dtype=y.dtype)
+
+    def __call__(self, rows: np.ndarray):
+        n = len(rows)
+        if n > len(self.xbuf):  # a global batch can put more rows on one rank than expected
+            self.xbuf = np.empty((n, self.X.shape[1]), dtype=np.float32)
+            self.ybuf = np.empty((n,), dtype=self.y.dtype)
+        xb, yb = self.xbuf[:n], self.ybuf[:n]
+        np.take(self.X, rows, axis=0, out=xb)
+        np.take(self.y, rows, out=yb)
+        return xb, yb

@@ -1,0 +1,102 @@
+"""The training configuration: one flat record, saved as config.json, enough to repeat a run."""
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+from .errors import InputError
+
+
+@dataclass
+class TrainConfig:
+    data: str = ""
+    out: str = ""
+    hidden: tuple = (64,)
+    activation: str = "relu"
+    task: str | None = None  # when given, must match the dataset's task
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    batch_size: int = 256  # local batch per rank
+    global_batch: int | None = None  # overrides batch_size: split over the ranks
+    epochs: int = 5
+    steps: int | None = None  # stop after this many steps in all
+    seed: int = 0
+    shuffle: str = "local"  # local | global
+    lr_scaling: str = "none"  # none | linear
+    warmup_steps: int = 0
+    allreduce: str = "ring"
+    device: str = "cpu"
+    threads: int = 1
+    log_every: int = 10
+    checkpoint_every: int = 0  # 0: only at the end
+    resume: bool = False
+    force: bool = False
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise InputError(f"unknown configuration keys: {', '.join(unknown)}")
+        d = dict(d)
+        if "hidden" in d:
+            d["hidden"] = parse_hidden(d["hidden"])
+        return cls(**d)
+
+    def validate(self) -> None:
+        """Flag values that can never work, before any rank touches data."""
+        positive = {"batch_size": self.batch_size, "lr": self.lr, "epochs": self.epochs,
+                    "log_every": self.log_every, "threads": self.threads}
+        for name, value in positive.items():
+            if value is None or value <= 0:
+                raise InputError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        for name in ("global_batch", "steps"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise InputError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        if self.checkpoint_every < 0 or self.warmup_steps < 0 or self.weight_decay < 0:
+            raise InputError("--checkpoint-every, --warmup-steps and --weight-decay must be >= 0")
+        if not 0 <= self.momentum < 1:
+            raise InputError(f"--momentum must be in [0, 1), got {self.momentum}")
+        choices = {"shuffle": ("local", "global"), "lr_scaling": ("none", "linear"),
+                   "device": ("cpu", "cuda", "auto")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise InputError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}")
+
+
+def parse_hidden(value) -> tuple:
+    """'64,64' or [64, 64] -> (64, 64); '' or 'none' -> () (a linear model)."""
+    if isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        text = str(value).strip().lower()
+        items = [] if text in ("", "none", "0") else text.split(",")
+    try:
+        sizes = tuple(int(v) for v in items)
+    except ValueError:
+        raise InputError(f"--hidden must be comma-separated integers, got {value!r}") from None
+    if any(s <= 0 for s in sizes):
+        raise InputError(f"--hidden sizes must be positive, got {value!r}")
+    return sizes
+
+
+def load_toml(path) -> dict:
+    """A TOML config file's [train] table (or its top level): keys are the long flag names."""
+    import tomllib
+
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except OSError as err:
+        raise InputError(f"cannot read config: {err.strerror}", path) from None
+    except tomllib.TOMLDecodeError as err:
+        raise InputError(f"not valid TOML: {err}", path) from None
+    table = doc.get("train", doc)
+    return {k.replace("-", "_"): v for k, v in table.items()}

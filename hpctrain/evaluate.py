@@ -1,0 +1,43 @@
+"""Evaluate a checkpoint on a dataset split: each rank its own rows, one reduction."""
+
+import numpy as np
+
+from .errors import InputError
+from .parallel import collective_check
+
+
+def load_for_dataset(data, checkpoint, split, comm):
+    """Every input check of `evaluate`, on every rank: the checkpoint must fit the dataset."""
+    from . import checkpoint as ckpt
+    from .data import open_dataset
+    from .model import MLP
+
+    dataset = open_dataset(data)
+    state = ckpt.load(checkpoint)
+    model = MLP.from_spec(state.model_spec)
+    spec = state.model_spec
+    if spec["features"] != dataset.features or spec["task"] != dataset.task:
+        raise InputError(f"checkpoint is for {spec['task']} data with {spec['features']} "
+                         f"features, but the dataset is {dataset.task} with "
+                         f"{dataset.features}", checkpoint)
+    if split not in dataset.splits:
+        raise InputError(f"dataset has no split {split!r} (it has "
+                         f"{', '.join(dataset.splits)})", data)
+    X, y = dataset.read_rank(split, comm.Get_rank(), comm.Get_size())
+    return model, state.params, X, y
+
+
+def evaluate_checkpoint(comm, data, checkpoint, split) -> dict | None:
+    from mpi4py import MPI
+
+    model, params, X, y = collective_check(comm, load_for_dataset, data, checkpoint, split, comm)
+    loss, correct = model.evaluate(params, X, y)
+    sums = np.array([loss, correct, len(y)], dtype=np.float64)
+    comm.Allreduce(MPI.IN_PLACE, sums, op=MPI.SUM)
+    if comm.Get_rank() != 0:
+        return None
+    rows = int(sums[2])
+    regression = model.spec()["task"] == "regression"
+    return {"split": split, "rows": rows, "loss": sums[0] / max(rows, 1),
+            "accuracy": None if regression else sums[1] / max(rows, 1),
+            "checkpoint": str(checkpoint)}

@@ -1,0 +1,161 @@
+"""`hpctrain train`, `evaluate`, `predict` and `demo`.
+
+Heavy imports (numpy, numba, mpi4py) happen inside the commands, after `runtime.configure`
+fixed the thread counts: those are read once, when the libraries load.
+"""
+
+import json
+import os
+import time
+
+import click
+
+from . import runtime
+from .config import TrainConfig, load_toml, parse_hidden
+from .errors import InputError
+
+STARTED = time.perf_counter()
+
+
+def train_options(f):
+    """The training flags; their defaults are TrainConfig's (the seed's model, Adam 1e-3)."""
+    d = TrainConfig()
+    options = [
+        click.option("--data", type=click.Path(), help="Dataset directory (hpctrain data ...)."),
+        click.option("--out", type=click.Path(), help="Run directory to write."),
+        click.option("--hidden", default="64", show_default=True,
+                     help="Hidden layer sizes, comma-separated ('' for a linear model)."),
+        click.option("--activation", default=d.activation, show_default=True,
+                     help="relu | tanh | sigmoid | identity"),
+        click.option("--task", default=None,
+                     help="Expected task (binary|multiclass|regression); checked against the "
+                          "dataset."),
+        click.option("--optimizer", default=d.optimizer, show_default=True, help="adam | sgd"),
+        click.option("--lr", type=float, default=d.lr, show_default=True),
+        click.option("--momentum", type=float, default=d.momentum, show_default=True,
+                     help="SGD momentum."),
+        click.option("--weight-decay", type=float, default=d.weight_decay, show_default=True),
+        click.option("--batch-size", type=int, default=d.batch_size, show_default=True,
+                     help="Local batch per rank."),
+        click.option("--global-batch", type=int, default=None,
+                     help="Global batch, split over the ranks (overrides --batch-size)."),
+        click.option("--epochs", type=int, default=d.epochs, show_default=True),
+        click.option("--steps", type=int, default=None, help="Stop after this many steps."),
+        click.option("--seed", type=int, default=d.seed, show_default=True),
+        click.option("--shuffle", default=d.shuffle, show_default=True,
+                     help="local: each rank shuffles its rows; global: one permutation of all "
+                          "rows (the model does not depend on the rank count)."),
+        click.option("--lr-scaling", default=d.lr_scaling, show_default=True,
+                     help="none | linear (lr x global batch / --batch-size)."),
+        click.option("--warmup-steps", type=int, default=d.warmup_steps, show_default=True,
+                     help="Linear learning-rate warm-up."),
+        click.option("--allreduce", default=d.allreduce, show_default=True,
+                     help="Gradient allreduce: ring | tree | native | shm | auto."),
+        click.option("--device", default=d.device, show_default=True, help="cpu | cuda | auto"),
+        click.option("--threads", type=int, default=d.threads, show_default=True,
+                     help="Numba/BLAS threads per rank."),
+        click.option("--log-every", type=int, default=d.log_every, show_default=True),
+        click.option("--checkpoint-every", type=int, default=d.checkpoint_every,
+                     show_default=True, help="Steps between checkpoints (0: at the end only)."),
+        click.option("--resume", is_flag=True, help="Continue from the newest good checkpoint."),
+        click.option("--force", is_flag=True, help="Replace an existing run directory."),
+        click.option("--config", "config_file", type=click.Path(),
+                     help="TOML file with any of these options (flags given win)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def build_config(ctx, flags: dict) -> TrainConfig:
+    """Defaults < the resumed run's config.json < --config TOML < flags given on the line."""
+    given = {k: v for k, v in flags.items()
+             if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT}
+    given.pop("config_file", None)
+    values = {}
+    if flags.get("resume") and flags.get("out"):
+        saved = os.path.join(flags["out"], "config.json")
+        if os.path.exists(saved):
+            with open(saved) as f:
+                values.update(json.load(f))
+            values.pop("resume", None)
+            values.pop("force", None)
+    if flags.get("config_file"):
+        values.update(load_toml(flags["config_file"]))
+    values.update(given)
+    values.setdefault("hidden", flags["hidden"])
+    values["hidden"] = parse_hidden(values["hidden"])
+    for required in ("data", "out"):
+        if not values.get(required):
+            raise InputError(f"--{required} is required")
+    return TrainConfig.from_dict(values)
+
+
+@click.command()
+@train_options
+@click.pass_context
+def train(ctx, **flags):
+    """Train an MLP; run under mpiexec/mpirun/srun for data parallelism."""
+    cfg = build_config(ctx, flags)
+    runtime.configure(cfg.threads)
+    from .parallel import world
+    from .train import train as run_training
+
+    summary = run_training(cfg, world(), STARTED)
+    if summary is not None:
+        final = summary["final"]
+        parts = [f"{k} {v:.4f}" for k, v in sorted(final.items())]
+        click.echo(f"done: {summary['steps']} steps on {summary['ranks']} rank(s), "
+                   f"{summary['samples_per_s']:,.0f} samples/s; " + ", ".join(parts))
+
+
+@click.command()
+@click.option("--data", required=True, type=click.Path(), help="Dataset directory.")
+@click.option("--checkpoint", required=True, type=click.Path(), help="Checkpoint file (.h5).")
+@click.option("--split", default="test", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON line.")
+def evaluate(data, checkpoint, split, as_json):
+    """Loss and accuracy of a checkpoint on a dataset split (distributed under mpiexec)."""
+    runtime.configure()
+    from .evaluate import evaluate_checkpoint
+    from .parallel import world
+
+    result = evaluate_checkpoint(world(), data, checkpoint, split)
+    if result is None:
+        return
+    if as_json:
+        click.echo(json.dumps(result, sort_keys=True))
+    else:
+        accuracy = result["accuracy"]
+        click.echo(f"{split}: {result['rows']} rows  loss {result['loss']:.4f}"
+                   + ("" if accuracy is None else f"  accuracy {accuracy:.4f}"))
+
+
+@click.command()
+@click.option("--checkpoint", required=True, type=click.Path())
+@click.option("--input", "input_path", required=True, type=click.Path(),
+              help="Features as .csv (numeric, optional header) or .npy.")
+@click.option("--out", required=True, type=click.Path(), help="Predictions (.csv or .npy).")
+@click.option("--force", is_flag=True, help="Replace an existing output file.")
+def predict(checkpoint, input_path, out, force):
+    """Write the model's predictions for new rows."""
+    runtime.configure()
+    from .predict import predict_file
+
+    rows = predict_file(checkpoint, input_path, out, force)
+    click.echo(f"wrote {rows} predictions to {out}")
+
+
+@click.command()
+@click.option("--out", default="hpctrain-demo", show_default=True, type=click.Path(),
+              help="Directory for the demo dataset and run.")
+@click.option("--ranks", default=2, show_default=True, type=int)
+@click.option("--samples", default=20000, show_default=True, type=int)
+@click.option("--epochs", default=3, show_default=True, type=int)
+@click.option("--allreduce", default="ring", show_default=True)
+def demo(out, ranks, samples, epochs, allreduce):
+    """The built-in default job: a synthetic dataset, then a 2-rank training run under mpiexec."""
+    runtime.configure()
+    from .demo import run_demo
+
+    run_demo(out, ranks, samples, epochs, allreduce)
