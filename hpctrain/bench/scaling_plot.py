@@ -1,0 +1,106 @@
+"""scaling.png: speedup and efficiency against the ideal, and where each step's time goes.
+
+Three panels, one line per allreduce algorithm:
+  speedup vs ranks (log-log, dashed ideal speedup = p), efficiency vs ranks (ideal 100%),
+  and a stacked bar per (ranks, algorithm) of milliseconds per step in data / compute /
+  allreduce / update (the slowest rank's phase times).
+matplotlib is an optional dependency (the `bench` extra): it is imported here, lazily, and
+its absence is reported by returning False rather than failing the whole study.
+"""
+
+from .report import PHASES
+
+PHASE_COLOURS = {"data": "#8c8c8c", "compute": "#4c72b0", "allreduce": "#dd8452",
+                 "update": "#55a868"}
+
+
+def plot_scaling(points, mode: str, path) -> bool:
+    """Write the figure to `path`; False when matplotlib is missing."""
+    try:
+        import matplotlib
+    except ImportError:
+        return False
+    matplotlib.use("Agg")  # files only: never needs a display (cluster nodes have none)
+    import matplotlib.pyplot as plt
+
+    fig, (ax_speed, ax_eff, ax_time) = plt.subplots(
+        1, 3, figsize=(16, 4.8), gridspec_kw={"width_ratios": [1, 1, 1.4]})
+    good = [p for p in points if p.speedup is not None]
+    draw_speedup(ax_speed, good, mode)
+    draw_efficiency(ax_eff, good, mode)
+    draw_phases(ax_time, [p for p in points if p.samples_per_s])
+    failed = [p for p in points if p.failed]
+    if failed:
+        names = ", ".join(f"p={p.ranks} {p.algorithm}" for p in failed)
+        fig.text(0.01, 0.01, f"failed points (see scaling.md): {names}", color="crimson",
+                 fontsize=8)
+    fig.tight_layout(rect=(0, 0.04 if failed else 0, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def _by_algorithm(points) -> dict:
+    groups: dict = {}
+    for p in points:
+        groups.setdefault(p.algorithm, []).append(p)
+    return {alg: sorted(ps, key=lambda p: p.ranks) for alg, ps in groups.items()}
+
+
+def _rank_axis(ax, ranks) -> None:
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ranks)
+    ax.set_xticklabels([str(r) for r in ranks])
+    ax.set_xlabel("ranks")
+    ax.grid(True, alpha=0.3)
+
+
+def plain_numbers():
+    """Tick labels 0.5, 1, 2, 4 rather than 2^-1, 2^0 ...: speedups read as plain factors."""
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda value, _pos: f"{value:g}")
+
+
+def draw_speedup(ax, points, mode) -> None:
+    ranks = sorted({p.ranks for p in points})
+    if ranks:
+        ax.plot(ranks, ranks, "k--", lw=1, label="ideal")
+    for alg, ps in _by_algorithm(points).items():
+        ax.plot([p.ranks for p in ps], [p.speedup for p in ps], "o-", label=alg)
+    ax.set_yscale("log", base=2)
+    ax.yaxis.set_major_formatter(plain_numbers())
+    ax.set_ylabel("speedup" if mode == "strong" else "scaled speedup")
+    ax.set_title(f"{mode} scaling: speedup")
+    _rank_axis(ax, ranks)
+    ax.legend(fontsize=8)
+
+
+def draw_efficiency(ax, points, mode) -> None:
+    ranks = sorted({p.ranks for p in points})
+    if ranks:
+        ax.axhline(100, color="k", ls="--", lw=1, label="ideal")
+    for alg, ps in _by_algorithm(points).items():
+        ax.plot([p.ranks for p in ps], [100 * p.efficiency for p in ps], "o-", label=alg)
+    ax.set_ylim(bottom=0)
+    ax.set_ylabel("efficiency (%)")
+    ax.set_title(f"{mode} scaling: efficiency")
+    _rank_axis(ax, ranks)
+    ax.legend(fontsize=8)
+
+
+def draw_phases(ax, points) -> None:
+    labels = [f"{p.ranks}\n{p.algorithm}" for p in points]
+    bottoms = [0.0] * len(points)
+    for ph in PHASES:
+        heights = [1e3 * (p.phases.get(ph) or 0.0) for p in points]
+        ax.bar(range(len(points)), heights, bottom=bottoms, label=ph,
+               color=PHASE_COLOURS[ph])
+        bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
+    ax.set_xticks(range(len(points)))
+    ax.set_xticklabels(labels, fontsize=7)
+    ax.set_xlabel("ranks / algorithm")
+    ax.set_ylabel("ms per step (slowest rank)")
+    ax.set_title("where each step's time goes")
+    ax.legend(fontsize=8)
+    ax.grid(True, axis="y", alpha=0.3)
