@@ -72,13 +72,8 @@ def predict_file(checkpoint, input_path, out, force=False) -> int:
 
 
 def standardize(X, config: dict) -> np.ndarray:
-    """Apply the training data's standardization, when it had one (raw rows in, as trained)."""
-    from .data import open_dataset
-
-    data = config.get("data")
-    if not data or not os.path.exists(os.path.join(data, "manifest.json")):
-        return X
-    stats = open_dataset(data).standardization
+    """Apply the training data's standardization, recorded in the checkpoint: raw rows in."""
+    stats = config.get("extra", {}).get("standardization")
     if not stats:
         return X
     mean = np.asarray(stats["mean"], dtype=np.float32)

@@ -48,6 +48,9 @@ class Setup:
 def train(cfg: TrainConfig, comm, started: float) -> dict | None:
     """Run the training; returns the summary on rank 0 (None elsewhere)."""
     setup = collective_check(comm, prepare, cfg, comm)
+    stats = setup.dataset.standardization
+    if stats is not None:  # so that `predict` can take raw rows, as they were before import
+        cfg.extra["standardization"] = {"mean": stats[0].tolist(), "std": stats[1].tolist()}
     if comm.Get_rank() == 0:
         prepare_run_dir(cfg)
     with abort_on_failure(comm):
@@ -156,6 +159,7 @@ class Trainer:
         self.n = self.model.n_params
         self.buf = np.zeros(self.n + 4, dtype=np.float32)
         self.faults = FaultPlan.from_env(self.rank)
+        self.final = {}
 
     # --- set-up -----------------------------------------------------------------------------
 
@@ -221,35 +225,35 @@ class Trainer:
         self.bar = self.progress_bar()
         timer = StepTimer()
         interval = Interval()
-        run_times, measured = np.zeros(len(PHASES)), 0
-        time_to_first, t_measure = None, time.perf_counter()
+        run_times, measured, busy = np.zeros(len(PHASES)), 0, 0.0
+        time_to_first = None
         rows_of, epoch_of_rows = None, None
         for step in range(self.first_step, self.total_steps):
+            t_step = time.perf_counter()
             epoch, k = divmod(step, self.steps_per_epoch)
             if epoch != epoch_of_rows:
                 rows_of, epoch_of_rows = self.plan.epoch(epoch), epoch
             self.one_step(step, rows_of(k), timer, interval)
-            if time_to_first is None:
-                # The first step carries one-off costs: it is reported, not averaged in.
-                time_to_first = time.perf_counter() - self.started
-                t_measure = time.perf_counter()
-            else:
-                run_times += timer.times
-                measured += 1
             last = step + 1 == self.total_steps
             if (step + 1) % self.cfg.log_every == 0 or last:
                 self.log_step(step, epoch, interval)
+            if time_to_first is None:
+                # The first step carries one-off costs: it is reported, not averaged in.
+                time_to_first = time.perf_counter() - self.started
+            else:
+                run_times += timer.times
+                measured += 1
+                busy += time.perf_counter() - t_step  # validation and checkpoints excluded
             if k + 1 == self.steps_per_epoch and self.s.val is not None:
                 self.validate(epoch, step)
             if self.cfg.checkpoint_every and (step + 1) % self.cfg.checkpoint_every == 0:
                 self.save_checkpoint(step + 1)
-        elapsed = time.perf_counter() - t_measure
         if self.total_steps > self.first_step and not (
                 self.cfg.checkpoint_every and self.total_steps % self.cfg.checkpoint_every == 0):
             self.save_checkpoint(self.total_steps)
         if self.bar is not None:
             self.bar.close()
-        summary = self.summarize(elapsed, measured, time_to_first, run_times)
+        summary = self.summarize(busy, measured, time_to_first, run_times)
         if self.log is not None:
             self.log.close()
         return summary
@@ -331,7 +335,7 @@ class Trainer:
         ckpt.save(self.cfg.out, self.model, self.engine.params_host(),
                   self.engine.optimizer_state(), step, epoch, k, rng, cfg_dict(self.cfg))
 
-    def summarize(self, elapsed, measured, time_to_first, run_times) -> dict | None:
+    def summarize(self, busy, measured, time_to_first, run_times) -> dict | None:
         from mpi4py import MPI
 
         per_step = run_times / max(measured, 1)
@@ -340,7 +344,7 @@ class Trainer:
         hosts = self.comm.gather(MPI.Get_processor_name(), root=0)
         if self.rank != 0:
             return None
-        step_time = elapsed / measured if measured else float("nan")
+        step_time = busy / measured if measured else float("nan")
         samples_per_s = self.global_batch / step_time if measured else float("nan")
         mean_total = sum(p["mean"] for p in phases.values())
         summary = {

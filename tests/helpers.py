@@ -9,14 +9,18 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def mpiexec() -> str:
-    path = shutil.which("mpiexec")
+    """The mpiexec beside this Python (a venv's pip MPICH) first, else the one on PATH."""
+    beside = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    path = beside if os.access(beside, os.X_OK) else shutil.which("mpiexec")
     if path is None:
         raise RuntimeError("mpiexec not found: install the 'mpich' extra or a site MPI")
     return path
 
 
 def child_env(**extra) -> dict:
+    """The environment for a child: this Python's bin first on PATH (finds hpctrain, mpiexec)."""
     env = dict(os.environ)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     env.setdefault("PYTHONUNBUFFERED", "1")
     env.update({k: str(v) for k, v in extra.items()})
     return env
