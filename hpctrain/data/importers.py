@@ -1,0 +1,68 @@
+"""`hpctrain data import`: a CSV, an .npy pair or an .npz becomes a sharded dataset.
+
+Two passes over the input: `scan` validates every value and learns the row count and the
+labels (so the task can be inferred and the classes range-checked before anything is
+written), then `blocks` streams the rows into the writer.
+"""
+
+import os
+
+from ..errors import InputError
+from .arrays import ArraySource, load_npy, load_npz
+from .csv_source import CsvSource
+from .staging import check_out
+from .writer import write_dataset
+
+INPUT_TYPES = (".csv", ".npy", ".npz")
+
+
+def open_source(path, label=None, labels=None, chunk_rows=None):
+    """The reader for `path`, chosen by its extension, with the options it needs."""
+    path = str(path)
+    if not os.path.isfile(path):
+        raise InputError("is a directory, not a file" if os.path.isdir(path) else
+                         "no such file", path=path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in INPUT_TYPES:
+        raise InputError(f"unsupported input type {ext or '(none)'!r} "
+                         f"(expected {', '.join(INPUT_TYPES)})", path=path)
+    if ext == ".csv":
+        if labels is not None:
+            raise InputError("--labels is for .npy input; a CSV names its label column "
+                             "with --label", path=path)
+        if not label:
+            raise InputError("a CSV input needs --label COLUMN", path=path)
+        return CsvSource(path, label, chunk_rows=chunk_rows)
+    if label is not None:
+        raise InputError(f"--label is for CSV input; {ext} input "
+                         + ("takes its labels from --labels FILE" if ext == ".npy"
+                            else "holds arrays X and y"), path=path)
+    if ext == ".npy":
+        if labels is None:
+            raise InputError("an .npy input needs --labels FILE.npy with one label per row",
+                             path=path)
+        return ArraySource(load_npy(path), load_npy(labels), path, labels)
+    if labels is not None:
+        raise InputError("--labels is for .npy input; an .npz holds arrays X and y", path=path)
+    X, y = load_npz(path)
+    return ArraySource(X, y, path, path)
+
+
+def import_dataset(input, out, shards=1, label=None, labels=None, task=None, classes=None,
+                   standardize=False, val_fraction=0.0, test_fraction=0.0, seed=0,
+                   force=False, chunk_rows=None, progress=None) -> dict:
+    """Import `input` into a new dataset at `out`; returns the manifest."""
+    if shards < 1:
+        raise InputError(f"--shards must be >= 1, got {shards}")
+    source = open_source(input, label, labels, chunk_rows)
+    check_out(out, force)
+    rows, summary = source.scan()
+    task, classes = summary.resolve(task, classes, source.where, source.label_path)
+    extra = {"source": {"kind": "import", "input": os.path.basename(str(input))}}
+    if source.feature_names is not None:
+        extra["feature_names"] = source.feature_names
+        extra["label_name"] = label
+    return write_dataset(out, source.blocks(), rows=rows, features=source.features, task=task,
+                         classes=classes, shards=shards, val_fraction=val_fraction,
+                         test_fraction=test_fraction, seed=seed, standardize=standardize,
+                         force=force, extra=extra, source=str(input), progress=progress)
