@@ -1,16 +1,29 @@
 #!/bin/sh
 # Install the minimal one-node SLURM that tests/slurm_cluster.py starts (see SLURM.md).
 #
-# Usage:  .ci/slurm-setup.sh
+# Usage:  .ci/slurm-setup.sh [--require]
 #
 # Installs Debian's slurmctld, slurmd and slurm-client (22.05 on Debian 12; about 8 packages,
 # a few seconds). No munge: the test cluster runs with AuthType=auth/none. Nothing is started
 # here; the pytest fixture starts and stops the daemons itself.
 #
-# Exit status: 0 when the SLURM binaries are on PATH afterwards (also when they already were),
-# 0 with a note on stderr when installing is impossible here (not root, no apt-get, no network):
-# the SLURM tests then skip with a visible reason instead of failing the whole CI run.
+# Exit status: 0 when the SLURM binaries are on PATH afterwards (also when they already were).
+# When installing is impossible here (not root, no apt-get, no network) it prints why on stderr
+# and exits 0, so the SLURM tests skip with a visible reason instead of failing the whole run;
+# with --require it exits 1 instead (for CI machines where SLURM must be tested).
 set -u
+
+fail() {
+    echo "slurm-setup: $1; SLURM tests will skip" >&2
+    if [ "${require:-0}" = 1 ]; then exit 1; fi
+    exit 0
+}
+require=0
+case "${1:-}" in
+    --require) require=1 ;;
+    "") ;;
+    *) echo "usage: $0 [--require]" >&2; exit 2 ;;
+esac
 
 have_slurm() {
     command -v slurmctld >/dev/null 2>&1 && command -v slurmd >/dev/null 2>&1 \
@@ -22,12 +35,10 @@ if have_slurm; then
     exit 0
 fi
 if [ "$(id -u)" != 0 ]; then
-    echo "slurm-setup: not root, cannot install SLURM; SLURM tests will skip" >&2
-    exit 0
+    fail "not root, cannot install SLURM"
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
-    echo "slurm-setup: no apt-get, cannot install SLURM; SLURM tests will skip" >&2
-    exit 0
+    fail "no apt-get, cannot install SLURM"
 fi
 
 if apt-get update -q >/dev/null \
@@ -35,13 +46,10 @@ if apt-get update -q >/dev/null \
         slurmctld slurmd slurm-client >/dev/null; then
     :
 else
-    echo "slurm-setup: apt-get install failed; SLURM tests will skip" >&2
-    exit 0
+    fail "apt-get install failed"
 fi
 
-if have_slurm; then
-    echo "slurm-setup: installed $(slurmd -V)"
-else
-    echo "slurm-setup: packages installed but SLURM binaries not on PATH; tests will skip" >&2
+if ! have_slurm; then
+    fail "packages installed but the SLURM binaries are not on PATH"
 fi
-exit 0
+echo "slurm-setup: installed $(slurmd -V)"

@@ -82,6 +82,20 @@ def test_train_sbatch_runs_two_ranks(slurm, tiny_data, tmp_path, launcher):
     assert (run / "config.json").exists() and (run / "metrics.jsonl").exists()
 
 
+def test_bench_scaling_launches_with_srun(slurm, tiny_data, tmp_path):
+    out = tmp_path / "srun-study"
+    proc = slurm.run([sys.executable, "-m", "hpctrain", "bench", "scaling", "--mode", "weak",
+                      "--ranks", "2", "--data", str(tiny_data), "--hidden", "8",
+                      "--batch-size", "16", "--steps", "4", "--repeats", "1",
+                      "--launcher", "srun", "--out", str(out)],
+                     env=job_env(), check=False, timeout=JOB_TIMEOUT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    log = (out / "logs" / "p2-ring-r0.log").read_text()
+    assert log.startswith("$ srun --mpi=pmi2 --ntasks 2 ")
+    summary = json.loads((out / "runs" / "p2-ring-r0" / "summary.json").read_text())
+    assert summary["ranks"] == 2 and summary["local_batch"] == 16
+
+
 def test_scaling_sh_sweep_with_arrays_and_a_report_job(slurm, tmp_path):
     out = tmp_path / "sweep"
     proc = slurm.run(["bash", SCALING_SH, "--mode", "strong", "--tasks", "1,2",

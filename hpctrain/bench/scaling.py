@@ -47,7 +47,9 @@ BATCHES_IN_DATASET = 4
 
 
 @dataclass(frozen=True)
-class Point:
+class PlannedRun:
+    """One training job of the study: one repeat of one (ranks, algorithm) point."""
+
     ranks: int
     algorithm: str
     repeat: int
@@ -186,11 +188,14 @@ def collect(point, run_dir, error):
 
 # ---------------------------------------------------------------- the study
 
-def prepare_out_dir(out, force) -> None:
-    """Refuse to overwrite an earlier study unless --force; with it, clear its runs and logs."""
-    earlier = [n for n in ("scaling.csv", "runs") if os.path.exists(os.path.join(out, n))]
+def check_out_dir(out, force) -> None:
+    """Refuse to overwrite an earlier study unless --force."""
+    earlier = [n for n in ("scaling.csv", "runs", "data") if os.path.exists(os.path.join(out, n))]
     if earlier and not force:
         raise InputError("already holds a scaling study (use --force to replace it)", out)
+
+
+def clear_runs(out) -> None:
     for sub in ("runs", "logs"):
         shutil.rmtree(os.path.join(out, sub), ignore_errors=True)
         os.makedirs(os.path.join(out, sub))
@@ -203,18 +208,19 @@ def make_data(out, mode, work, ranks, samples, echo) -> str:
     rows = samples or dataset_rows(mode, work, max(ranks))
     echo(f"synthetic data: {rows} rows x {work.features} features, {work.classes} classes, "
          f"{max(ranks)} shards -> {data}")
+    # force: check_out_dir already refused an earlier study's data unless --force was given
     make_synthetic(data, samples=rows, features=work.features, classes=work.classes,
                    shards=max(ranks), seed=0, force=True)
     return data
 
 
-def run_study(points, make_cmd, out, timeout):
-    """Run every point with a progress bar; returns the RunResults in order."""
+def run_study(planned, make_cmd, out, timeout):
+    """Run every planned job with a progress bar; returns their RunResults in order."""
     from tqdm import tqdm
 
     results = []
-    with tqdm(total=len(points), desc="scaling", unit="run", file=sys.stderr) as bar:
-        for point in points:
+    with tqdm(total=len(planned), desc="scaling", unit="run", file=sys.stderr) as bar:
+        for point in planned:
             bar.set_postfix_str(point.name)
             run_dir = os.path.join(out, "runs", point.name)
             log_path = os.path.join(out, "logs", point.name + ".log")
@@ -288,17 +294,19 @@ def scaling(mode, ranks, workload, features, hidden, classes, batch_size, global
     if data_dir is not None and not os.path.isdir(data_dir):
         raise InputError("no such dataset directory", data_dir)
     out = out or f"scaling-{mode}"
-    prepare_out_dir(out, force)
+    check_out_dir(out, force)
     data = data_dir or make_data(out, mode, work, rank_counts, samples, click.echo)
+    clear_runs(out)
 
-    points = [Point(p, alg, r) for r in range(repeats) for p in rank_counts
-              for alg in algorithms]
+    # Repeats outermost: a drift in the machine's speed spreads over all points alike.
+    planned = [PlannedRun(p, alg, r) for r in range(repeats) for p in rank_counts
+               for alg in algorithms]
 
     def make_cmd(point, run_dir):
         return train_command(point, launcher, shlex.split(mpiexec_args), data, run_dir, mode,
                              work, steps, shlex.split(train_args))
 
-    results = run_study(points, make_cmd, out, timeout)
+    results = run_study(planned, make_cmd, out, timeout)
     command = "hpctrain " + shlex.join(sys.argv[1:])
     table_points, mode, written = write_outputs(results, out, mode, command, click.echo)
     click.echo(markdown_table(table_points, mode), nl=False)
