@@ -27,6 +27,7 @@ class TrainConfig:
     lr_scaling: str = "none"  # none | linear
     warmup_steps: int = 0
     allreduce: str = "ring"
+    bucket_mb: float = 0.0  # > 0: overlap the allreduce with backward, in buckets this big
     device: str = "cpu"
     threads: int = 1
     log_every: int = 10
@@ -60,8 +61,9 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise InputError(f"--{name.replace('_', '-')} must be positive, got {value}")
-        if self.checkpoint_every < 0 or self.warmup_steps < 0 or self.weight_decay < 0:
-            raise InputError("--checkpoint-every, --warmup-steps and --weight-decay must be >= 0")
+        if min(self.checkpoint_every, self.warmup_steps, self.weight_decay, self.bucket_mb) < 0:
+            raise InputError("--checkpoint-every, --warmup-steps, --weight-decay and "
+                             "--bucket-mb must be >= 0")
         if not 0 <= self.momentum < 1:
             raise InputError(f"--momentum must be in [0, 1), got {self.momentum}")
         choices = {"shuffle": ("local", "global"), "lr_scaling": ("none", "linear"),

@@ -159,6 +159,12 @@ class Trainer:
         self.n = self.model.n_params
         self.buf = np.zeros(self.n + 4, dtype=np.float32)
         self.faults = FaultPlan.from_env(self.rank)
+        self.overlap = None
+        if cfg.bucket_mb > 0 and setup.device == "cpu":
+            from .overlap import OverlappedStep
+
+            self.overlap = OverlappedStep(self.model, comm, self.allreduce, self.buf,
+                                          int(cfg.bucket_mb * 2**20))
         self.final = {}
 
     # --- set-up -----------------------------------------------------------------------------
@@ -253,6 +259,8 @@ class Trainer:
             self.save_checkpoint(self.total_steps)
         if self.bar is not None:
             self.bar.close()
+        if self.overlap is not None:
+            self.overlap.close()
         summary = self.summarize(busy, measured, time_to_first, run_times)
         if self.log is not None:
             self.log.close()
@@ -264,13 +272,19 @@ class Trainer:
         timer.start()
         X, y = self.gather(rows)
         timer.lap(0)
-        loss, correct = self.engine.loss_grad(X, y, grad)
-        loss = self.faults.corrupt(step, loss, grad)
-        timer.lap(1)
-        buf[n + COUNT], buf[n + LOSS], buf[n + CORRECT] = len(rows), loss, correct
-        buf[n + NONFINITE] = 0.0 if math.isfinite(loss) else 1.0
-        self.allreduce(self.comm, buf)
-        timer.lap(2)
+
+        def set_tail(loss, correct):
+            loss = self.faults.corrupt(step, loss, grad)
+            buf[n + COUNT], buf[n + LOSS], buf[n + CORRECT] = len(rows), loss, correct
+            buf[n + NONFINITE] = 0.0 if math.isfinite(loss) else 1.0
+
+        if self.overlap is not None:
+            self.overlap.run(self.engine.params_host(), X, y, set_tail, timer)
+        else:
+            set_tail(*self.engine.loss_grad(X, y, grad))
+            timer.lap(1)
+            self.allreduce(self.comm, buf)
+            timer.lap(2)
         # Every rank holds the same reduced bits, so every rank reaches the same verdict here
         # without another collective; the flag slot is the MAX-reduced "my loss was bad".
         if buf[n + NONFINITE] > 0 or not math.isfinite(buf[n + LOSS]) or not all_finite(grad):
@@ -349,6 +363,7 @@ class Trainer:
         mean_total = sum(p["mean"] for p in phases.values())
         summary = {
             "ranks": self.size, "algorithm": self.cfg.allreduce, "device": self.s.device,
+            "bucket_mb": self.cfg.bucket_mb if self.overlap is not None else 0,
             "global_batch": self.global_batch, "local_batch": self.global_batch / self.size,
             "shuffle": self.cfg.shuffle, "steps": self.total_steps,
             "measured_steps": measured, "step_time_s": step_time,

@@ -51,6 +51,9 @@ def train_options(f):
                      help="Linear learning-rate warm-up."),
         click.option("--allreduce", default=d.allreduce, show_default=True,
                      help="Gradient allreduce: ring | tree | native | shm | auto."),
+        click.option("--bucket-mb", type=float, default=d.bucket_mb, show_default=True,
+                     help="Overlap the allreduce with the backward pass in buckets of this "
+                          "many MB (0: off; CPU only)."),
         click.option("--device", default=d.device, show_default=True, help="cpu | cuda | auto"),
         click.option("--threads", type=int, default=d.threads, show_default=True,
                      help="Numba/BLAS threads per rank."),
