@@ -3,11 +3,13 @@
 import json
 
 import numpy as np
+import pytest
 from helpers import check, run_cli
 
 from hpctrain.data import open_dataset
 from hpctrain.data.splits import plan_splits
 from hpctrain.data.synth import BLOCK_ROWS, make_synthetic, teacher_weights
+from hpctrain.errors import InputError
 
 
 def read_all(path, split="train"):
@@ -22,8 +24,10 @@ def synth(out, *args):
 def test_rows_identical_whatever_the_shard_count(tmp_path):
     common = ["--samples", 203, "--features", 6, "--classes", 3, "--seed", 7,
               "--val-fraction", 0.1]
-    for shards in range(1, 5):
-        synth(tmp_path / f"k{shards}", "--shards", shards, *common)
+    synth(tmp_path / "k1", "--shards", 1, *common)
+    synth(tmp_path / "k3", "--shards", 3, *common)
+    for shards in (2, 4):  # the same function the command calls, without a process each
+        make_synthetic(tmp_path / f"k{shards}", 203, 6, 3, shards, val_fraction=0.1, seed=7)
     for split in ("train", "val"):
         X1, y1 = read_all(tmp_path / "k1", split)
         for shards in range(2, 5):
@@ -114,10 +118,18 @@ def test_synth_prints_the_summary_and_inspect_verifies(tmp_path):
 
 
 def test_synth_usage_errors_exit_2(tmp_path):
-    for args in (["--classes", 1], ["--samples", 0], ["--val-fraction", 1.0],
-                 ["--val-fraction", 0.6, "--test-fraction", 0.5]):
+    # one check of ours (InputError) and one of click's (an option's range)
+    for args, fragment in ((["--classes", 1], "hpctrain: error: --classes must be 0"),
+                           (["--val-fraction", 1.0], "'--val-fraction'")):
         proc = run_cli(["data", "synth", "--out", tmp_path / "x", "--samples", 10,
                         "--features", 2, *map(str, args)])
-        assert proc.returncode == 2, args
-        assert not (tmp_path / "x").exists()
+        assert proc.returncode == 2 and fragment in proc.stderr, proc.stderr
+    for kwargs, message in (({"classes": 1}, "--classes must be 0"),
+                            ({"samples": 0}, "--samples must be >= 1"),
+                            ({"shards": 0}, "--shards must be >= 1"),
+                            ({"seed": -1}, "--seed must be >= 0"),
+                            ({"val_fraction": 0.6, "test_fraction": 0.5}, "no training rows")):
+        args = {"samples": 10, "features": 2, "classes": 2, "shards": 1, **kwargs}
+        with pytest.raises(InputError, match=message):
+            make_synthetic(tmp_path / "x", **args)
     assert [p.name for p in tmp_path.iterdir()] == []

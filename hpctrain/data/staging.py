@@ -72,11 +72,12 @@ class Staging:
             os.rename(self.out, os.path.join(old, "dataset"))
         try:
             os.rename(self.dir, self.out)
-        except OSError:
+        except OSError as err:
             if old is not None:  # put the old dataset back where it was
                 os.rename(os.path.join(old, "dataset"), self.out)
                 shutil.rmtree(old, ignore_errors=True)
-            raise
+            raise InputError(f"cannot move the finished dataset into place ({err.strerror}); "
+                             "did something else create it meanwhile?", path=self.out) from None
         self.committed = True
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)

@@ -77,11 +77,16 @@ class SplitWriter:
                                 "split": self.split, "shard": self.index,
                                 "first_row": first_row})
 
+    def abort(self) -> None:
+        """Close the open shard, if any, so the staging directory can go cleanly."""
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
     def finish(self) -> list:
         """Shard entries (file, rows) once every row has arrived."""
         if self.file is not None or self.index != len(self.sizes) - 1:
-            if self.file is not None:
-                self.file.close()
+            self.abort()
             raise InputError(f"fewer {self.split} rows than counted: the input changed "
                              "while it was being imported")
         return [{"file": shard_file(self.split, i), "rows": n} for i, n in enumerate(self.sizes)]
@@ -102,20 +107,12 @@ def write_dataset(out, blocks, *, rows, features, task, classes, shards=1, val_f
         writers = {name: SplitWriter(stage.dir, name, n, shards, features, ydtype)
                    for name, n in split_sizes.items() if n > 0}
         moments = RunningMoments(features) if standardize else None
-        seen = 0
-        for X, y in blocks:
-            X = np.ascontiguousarray(X, dtype=np.float32)
-            y = np.ascontiguousarray(y, dtype=ydtype)
-            if seen + len(X) > rows:
-                raise InputError("more rows than counted: the input changed while it was "
-                                 "being imported", path=source)
-            _route(writers, moments, plan, seen, X, y)
-            seen += len(X)
-            if progress is not None:
-                progress(len(X))
-        if seen != rows:
-            raise InputError(f"expected {rows} rows, read {seen}: the input changed while "
-                             "it was being imported", path=source)
+        try:
+            _write_rows(blocks, rows, writers, moments, plan, ydtype, source, progress)
+        except BaseException:
+            for writer in writers.values():
+                writer.abort()
+            raise
         split_shards = {name: w.finish() for name, w in writers.items()}
         manifest = _manifest(task, features, classes, split_sizes, split_shards, extra)
         if moments is not None:
@@ -127,6 +124,24 @@ def write_dataset(out, blocks, *, rows, features, task, classes, shards=1, val_f
         _write_manifest(stage.dir, manifest)
         stage.commit()
     return manifest
+
+
+def _write_rows(blocks, rows, writers, moments, plan, ydtype, source, progress) -> None:
+    """Pass every block to the split writers; the blocks must hold exactly `rows` rows."""
+    seen = 0
+    for X, y in blocks:
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        y = np.ascontiguousarray(y, dtype=ydtype)
+        if seen + len(X) > rows:
+            raise InputError("more rows than counted: the input changed while it was "
+                             "being imported", path=source)
+        _route(writers, moments, plan, seen, X, y)
+        seen += len(X)
+        if progress is not None:
+            progress(len(X))
+    if seen != rows:
+        raise InputError(f"expected {rows} rows, read {seen}: the input changed while "
+                         "it was being imported", path=source)
 
 
 def _route(writers, moments, plan, first, X, y) -> None:
