@@ -1,0 +1,218 @@
+"""`auto`: the fastest registered allreduce for this job, per message-size class.
+
+The first time a job reduces a message of a new size class (sizes rounded up to a power of
+two bytes, everything up to 4 KiB being one class), every rank measures every other
+registered algorithm on a scratch buffer of that very size, all ranks together, for a fraction
+of a second. The per-algorithm time is the slowest rank's (an Allreduce MAX), so every rank
+holds the same numbers and picks the same winner: the choice is identical on every rank by
+construction, never a per-rank guess.
+
+Choices are cached in a JSON file under the user cache directory ($XDG_CACHE_HOME or
+~/.cache, then hpctrain/allreduce-auto.json), keyed by the machine and rank layout: the set of
+host names, ranks per node (pretend nodes included), the MPI library and the candidate names.
+Rank 0 alone reads and writes the file and broadcasts what it found, so ranks on hosts with
+different home directories still agree. `choices()` says what was picked, for summary.json.
+"""
+
+import importlib
+import json
+import os
+import time
+
+import numpy as np
+from mpi4py import MPI
+
+from . import topology
+
+SMALLEST_CLASS = 4096      # bytes: below this, latency is all there is
+BUDGET_VAR = "HPCTRAIN_AUTO_BUDGET_S"   # seconds of measurement per size class (all
+DEFAULT_BUDGET_S = 0.4                  # candidates together), plus one warm-up call each
+MIN_REPS, MAX_REPS = 2, 20
+CACHE_VERSION = 1
+SINGLE_RANK_CHOICE = "native"   # with one rank every algorithm returns at once
+
+# size class -> {"algorithm", "source", "seconds"}, from every communicator that used auto
+_picked = {}
+
+
+def size_class(nbytes: int) -> int:
+    """The class of a message: its size rounded up to a power of two (at least 4 KiB)."""
+    return max(SMALLEST_CLASS, 1 << max(0, int(nbytes) - 1).bit_length())
+
+
+def class_label(size: int) -> str:
+    for unit, name in ((1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
+        if size >= unit:
+            return f"<={size // unit}{name}"
+    return f"<={size}B"
+
+
+def candidates() -> dict:
+    """name -> unchecked algorithm, for every registered algorithm but auto itself."""
+    from . import SOURCES
+
+    found = {}
+    for name, source in SOURCES.items():
+        if name != "auto":
+            module, function = source.split(":")
+            found[name] = getattr(importlib.import_module(module), function)
+    return found
+
+
+def budget_s() -> float:
+    try:
+        return max(0.0, float(os.environ.get(BUDGET_VAR, DEFAULT_BUDGET_S)))
+    except ValueError:
+        return DEFAULT_BUDGET_S
+
+
+def cache_path() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "hpctrain", "allreduce-auto.json")
+
+
+class AutoState:
+    """What auto knows on one communicator: its cache key and the algorithm per size class."""
+
+    def __init__(self, comm):
+        self.comm = comm
+        self.algorithms = candidates()
+        self.by_class = {}      # size class -> unchecked algorithm
+        self.key = None         # the cache key, built collectively on the first measurement
+
+    def pick(self, buf: np.ndarray):
+        """The algorithm for buf's size class; collective the first time a class is seen."""
+        size = size_class(buf.nbytes)
+        algorithm = self.by_class.get(size)
+        if algorithm is None:
+            algorithm = self.by_class[size] = self._choose(size, buf)
+        return algorithm
+
+    def _choose(self, size: int, buf: np.ndarray):
+        label = class_label(size)
+        if self.comm.Get_size() == 1:
+            return self._record(size, SINGLE_RANK_CHOICE, "single rank", {})
+        if self.key is None:
+            self.key = layout_key(self.comm, sorted(self.algorithms))
+        cached = lookup(self.comm, self.key, label, self.algorithms)
+        if cached is not None:
+            return self._record(size, cached, "cached", {})
+        seconds = measure(self.comm, self.algorithms, buf.size, buf.dtype)
+        name = min(seconds, key=seconds.get)  # same numbers everywhere: same winner
+        if self.comm.Get_rank() == 0:
+            store(self.key, label, name, seconds)
+        return self._record(size, name, "measured", seconds)
+
+    def _record(self, size: int, name: str, source: str, seconds: dict):
+        _picked[size] = {"algorithm": name, "source": source, "seconds": seconds}
+        return self.algorithms[name]
+
+
+def measure(comm, algorithms: dict, n: int, dtype) -> dict:
+    """name -> seconds per call (slowest rank), every rank timing the same calls together."""
+    scratch = np.zeros(n, dtype=dtype)
+    names = sorted(algorithms)
+    # Agreed like every number that decides how many calls run: same calls on every rank.
+    per_algorithm = _slowest(comm, budget_s()) / len(names)
+    seconds = np.empty(len(names))
+    for i, name in enumerate(names):
+        algorithm = algorithms[name]
+        first = _slowest(comm, _timed(comm, algorithm, scratch, 1))  # warms up, too
+        # The repeat count comes from an agreed time, so every rank runs the same calls.
+        reps = int(np.clip(per_algorithm / max(first, 1e-9), MIN_REPS, MAX_REPS))
+        seconds[i] = _slowest(comm, _timed(comm, algorithm, scratch, reps) / reps)
+    return {name: float(s) for name, s in zip(names, seconds, strict=True)}
+
+
+def _timed(comm, algorithm, scratch, reps: int) -> float:
+    comm.Barrier()
+    start = time.perf_counter()
+    for _ in range(reps):
+        algorithm(comm, scratch)
+    return time.perf_counter() - start
+
+
+def _slowest(comm, seconds: float) -> float:
+    mine, slowest = np.array([seconds]), np.empty(1)
+    comm.Allreduce(mine, slowest, op=MPI.MAX)
+    return float(slowest[0])
+
+
+def layout_key(comm, names: list) -> str:
+    """The cache key: host names, ranks per node, MPI library, candidates (collective)."""
+    layout = {
+        "hosts": topology.hosts(comm),
+        "ranks_per_node": list(topology.of(comm).node_sizes),
+        "mpi": MPI.Get_library_version().splitlines()[0].strip(),
+        "candidates": names,
+    }
+    return json.dumps(layout, sort_keys=True)
+
+
+def _read_cache() -> dict:
+    try:
+        with open(cache_path()) as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return {}  # no cache yet, or an unreadable one: measure again and rewrite it
+    if not isinstance(data, dict) or data.get("version") != CACHE_VERSION:
+        return {}
+    return data
+
+
+def lookup(comm, key: str, label: str, algorithms: dict) -> str | None:
+    """The cached choice for this layout and class (rank 0 reads, everyone gets its answer)."""
+    found = None
+    if comm.Get_rank() == 0:
+        entry = _read_cache().get("layouts", {}).get(key, {}).get(label)
+        if isinstance(entry, dict) and entry.get("algorithm") in algorithms:
+            found = entry["algorithm"]
+    # Once per size class per job: the pickling bcast of a short string is fine here.
+    return comm.bcast(found, root=0)
+
+
+def store(key: str, label: str, name: str, seconds: dict) -> None:
+    """Add one choice to the cache file (rank 0 only), replacing the file atomically."""
+    data = _read_cache() or {"version": CACHE_VERSION, "layouts": {}}
+    data.setdefault("layouts", {}).setdefault(key, {})[label] = {
+        "algorithm": name, "seconds": seconds, "measured_at": time.time()}
+    path = cache_path()
+    temporary = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(temporary, "w") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+        os.replace(temporary, path)
+    except OSError:
+        pass  # a read-only home only costs a new measurement next time
+
+
+_last = (None, None)
+
+
+def _state(comm) -> AutoState:
+    global _last
+    if comm is _last[0]:
+        return _last[1]
+    state = topology.comm_state(comm)
+    if "auto" not in state:
+        state["auto"] = AutoState(comm)
+    _last = (comm, state["auto"])
+    return state["auto"]
+
+
+def auto_allreduce(comm, buf: np.ndarray) -> None:
+    """Sum buf over comm in place with the algorithm measured fastest for its size class."""
+    if buf.size == 0:
+        return
+    _state(comm).pick(buf)(comm, buf)
+
+
+def choices() -> dict:
+    """What auto picked in this process: {size class label: algorithm name}."""
+    return {class_label(size): picked["algorithm"] for size, picked in sorted(_picked.items())}
+
+
+def details() -> dict:
+    """Like choices(), with how each was found ("measured", "cached") and the timings."""
+    return {class_label(size): dict(picked) for size, picked in sorted(_picked.items())}

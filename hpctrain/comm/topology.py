@@ -1,0 +1,137 @@
+"""Which ranks share a node, and state kept per communicator.
+
+A node is a set of ranks that can map the same memory: MPI's COMM_TYPE_SHARED split. The
+hierarchical `shm` allreduce reduces inside each node through shared memory and runs `ring`
+among one leader per node.
+
+Multi-node behaviour is tested on one machine with pretend nodes: the environment variable
+HPCTRAIN_FAKE_NODES splits the ranks of a communicator into consecutive groups, "2x2" = 2 nodes
+of 2 ranks, "3,1" (or "3+1") = a node of 3 ranks then a node of 1. A pretend node is still
+intersected with the real shared-memory split, so it never spans two real machines.
+"""
+
+import os
+import re
+from dataclasses import dataclass
+
+from ..errors import InputError
+
+FAKE_NODES_VAR = "HPCTRAIN_FAKE_NODES"
+
+
+def parse_fake_nodes(spec: str, size: int) -> list[int]:
+    """Node sizes from a HPCTRAIN_FAKE_NODES value; InputError unless they add up to `size`."""
+    text = spec.strip().lower()
+    grid = re.fullmatch(r"(\d+)x(\d+)", text)
+    if grid:
+        sizes = [int(grid.group(2))] * int(grid.group(1))
+    elif re.fullmatch(r"\d+([,+]\d+)*", text):
+        sizes = [int(part) for part in re.split(r"[,+]", text)]
+    else:
+        raise _fake_nodes_error(spec, "expected NODESxRANKS (e.g. 2x2) or sizes like 3,1")
+    if not sizes or min(sizes) < 1:
+        raise _fake_nodes_error(spec, "every pretend node needs at least one rank")
+    if sum(sizes) != size:
+        raise _fake_nodes_error(spec, f"node sizes add up to {sum(sizes)}, "
+                                      f"but the job has {size} ranks")
+    return sizes
+
+
+def _fake_nodes_error(spec: str, why: str) -> InputError:
+    err = InputError(f"{FAKE_NODES_VAR}={spec!r}: {why}")
+    # Every rank reads the same variable and fails the same way: rank 0 alone reports it.
+    err.collective = True
+    return err
+
+
+@dataclass
+class Topology:
+    """The node split of one communicator (built collectively by `split`)."""
+
+    node: object            # Intracomm of my node's ranks, in the parent's rank order
+    leaders: object         # Intracomm of node rank 0 of every node (leader order = parent
+                            # rank order); None on ranks that are not their node's leader
+    node_sizes: tuple       # ranks per node, nodes in leader order
+
+    @property
+    def is_leader(self) -> bool:
+        return self.leaders is not None
+
+    @property
+    def nodes(self) -> int:
+        return len(self.node_sizes)
+
+    def close(self) -> None:
+        for sub in (self.node, self.leaders):
+            if sub is not None:
+                sub.Free()
+        self.node = self.leaders = None
+
+
+def split(comm) -> Topology:
+    """Split `comm` into nodes (real or pretend) and a communicator of node leaders."""
+    import numpy as np
+    from mpi4py import MPI
+
+    rank = comm.Get_rank()
+    spec = os.environ.get(FAKE_NODES_VAR, "").strip()
+    if spec:
+        sizes = parse_fake_nodes(spec, comm.Get_size())
+        color = int(np.searchsorted(np.cumsum(sizes), rank, side="right"))
+        pretend = comm.Split(color, rank)
+        node = pretend.Split_type(MPI.COMM_TYPE_SHARED, rank)
+        pretend.Free()
+    else:
+        node = comm.Split_type(MPI.COMM_TYPE_SHARED, rank)
+    leader = node.Get_rank() == 0
+    leaders = comm.Split(0 if leader else MPI.UNDEFINED, rank)
+    mine = np.array([node.Get_size() if leader else 0], dtype=np.int64)
+    every = np.empty(comm.Get_size(), dtype=np.int64)
+    comm.Allgather(mine, every)
+    node_sizes = tuple(int(s) for s in every if s > 0)
+    return Topology(node, leaders if leader else None, node_sizes)
+
+
+def hosts(comm) -> list[str]:
+    """The sorted set of host names of the ranks of `comm` (collective)."""
+    from mpi4py import MPI
+
+    return sorted(set(comm.allgather(MPI.Get_processor_name())))
+
+
+# --- state cached on a communicator -------------------------------------------------------
+# MPI attribute caching ties our objects (sub-communicators, shared windows, auto's choices)
+# to the communicator itself: a freed and re-created communicator can never see stale state,
+# and freeing the communicator frees what hangs on it.
+
+_KEYVAL = None
+
+
+def _delete_state(comm, keyval, state):
+    # Close in reverse order of creation: shm windows before the node communicator they use.
+    for obj in reversed(list(state.values())):
+        close = getattr(obj, "close", None)
+        if close is not None:
+            close()
+
+
+def comm_state(comm) -> dict:
+    """A dict that lives as long as `comm`: per-communicator caches, by module name."""
+    global _KEYVAL
+    from mpi4py import MPI
+
+    if _KEYVAL is None:
+        _KEYVAL = MPI.Comm.Create_keyval(delete_fn=_delete_state)
+    state = comm.Get_attr(_KEYVAL)
+    if state is None:
+        state = {}
+        comm.Set_attr(_KEYVAL, state)
+    return state
+
+
+def of(comm) -> Topology:
+    """The node split of `comm`, built on first use (collectively) and then cached."""
+    state = comm_state(comm)
+    if "topology" not in state:
+        state["topology"] = split(comm)
+    return state["topology"]

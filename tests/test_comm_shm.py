@@ -1,0 +1,83 @@
+"""The shared-memory allreduce (`shm`), its node split, and the automatic chooser (`auto`).
+
+The multi-rank cases run under a real mpiexec: one launch per rank count, each checking the
+real layout and pretend multi-node layouts (HPCTRAIN_FAKE_NODES) inside; see
+tests/mpi/shm_allreduce.py for what every launch checks.
+"""
+
+import os
+
+import numpy as np
+import pytest
+from helpers import check, child_env, run_mpi_script
+
+from hpctrain.comm import auto, shm, topology
+from hpctrain.errors import InputError
+
+WORKER = os.path.join(os.path.dirname(__file__), "mpi", "shm_allreduce.py")
+
+# ranks -> layouts ("real" or a HPCTRAIN_FAKE_NODES value) with the node sizes to expect
+LAYOUTS = {
+    1: ["real:1"],
+    2: ["real:2", "1+1:1,1"],
+    3: ["real:3", "1+1+1:1,1,1", "2,1:2,1"],
+    4: ["real:4", "2x2:2,2", "3+1:3,1"],
+    5: ["real:5", "2+3:2,3"],
+}
+
+
+@pytest.mark.parametrize("ranks", sorted(LAYOUTS))
+def test_shm_and_auto_under_mpiexec(ranks, tmp_path):
+    env = child_env(XDG_CACHE_HOME=tmp_path / "cache", HPCTRAIN_AUTO_BUDGET_S=0.02)
+    env.pop(topology.FAKE_NODES_VAR, None)
+    proc = check(run_mpi_script(ranks, WORKER, [ranks, *LAYOUTS[ranks]], timeout=120, env=env))
+    assert proc.stdout.startswith("ok "), proc.stdout
+
+
+@pytest.mark.parametrize("spec, size, sizes", [
+    ("2x2", 4, [2, 2]), ("3,1", 4, [3, 1]), ("3+1", 4, [3, 1]), ("1+1+1", 3, [1, 1, 1]),
+    (" 1X3 ", 3, [3]),
+])
+def test_fake_nodes_parse(spec, size, sizes):
+    assert topology.parse_fake_nodes(spec, size) == sizes
+
+
+@pytest.mark.parametrize("spec", ["3,3", "2x3", "0,4", "two", "", "4,"])
+def test_fake_nodes_that_do_not_fit_the_job(spec):
+    with pytest.raises(InputError, match=topology.FAKE_NODES_VAR):
+        topology.parse_fake_nodes(spec, 4)
+
+
+@pytest.mark.parametrize("n, itemsize, parts", [
+    (0, 4, 3), (1, 4, 3), (2, 8, 5), (1001, 4, 4), (100_003, 8, 7), (64, 4, 16)])
+def test_slices_cover_the_buffer_once_on_cache_lines(n, itemsize, parts):
+    slices = [shm.my_slice(n, itemsize, parts, k) for k in range(parts)]
+    covered = np.concatenate([np.arange(lo, hi) for lo, hi in slices])
+    assert np.array_equal(covered, np.arange(n))
+    assert all(lo * itemsize % shm.ALIGN == 0 for lo, hi in slices if hi > lo)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sum_rows_adds_in_row_order(dtype):
+    rng = np.random.default_rng(3)
+    rows = rng.standard_normal((5, 3 * shm.BLOCK + 17)).astype(dtype) * 1e3
+    out = np.full(rows.shape[1], np.nan, dtype=dtype)
+    lo, hi = 5, rows.shape[1] - 3
+    shm.sum_rows(rows, out, lo, hi)
+    expected = rows[0].copy()
+    for row in rows[1:]:
+        expected += row   # the same order, so the same bits
+    assert np.array_equal(out[lo:hi], expected[lo:hi])
+    assert np.isnan(out[:lo]).all() and np.isnan(out[hi:]).all()
+
+
+def test_size_classes():
+    assert [auto.size_class(b) for b in (0, 1, 4096, 4097, 400_012, 1 << 20)] == [
+        4096, 4096, 4096, 8192, 524_288, 1 << 20]
+    assert [auto.class_label(s) for s in (4096, 524_288, 1 << 20, 1 << 30)] == [
+        "<=4KiB", "<=512KiB", "<=1MiB", "<=1GiB"]
+
+
+def test_cache_path_follows_xdg(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert auto.cache_path() == str(tmp_path / "hpctrain" / "allreduce-auto.json")
