@@ -1,0 +1,257 @@
+"""The CUDA engine: the engine contract (docs/INTERFACES.md, "Engines") on one GPU.
+
+Parameters, the gradient sum, optimizer state and the current batch live on the GPU. Per
+step the host sees only what the training loop needs: the gradient sum for the allreduce
+(one device-to-host copy into pinned memory, loss totals riding along in the same buffer)
+and, after the allreduce, the reduced sum going back (one host-to-device copy), followed
+by one fused update kernel that also zeroes the gradient for the next step.
+
+Two extensions for a single GPU, where no allreduce is needed (docs/INTERFACES.md):
+`loss_grad(X, y, None)` leaves the gradient on the GPU and `step(None, scale, lr)` uses
+it there; `prefetch(X, y)` copies the next batch in while the current step computes.
+
+The optimizer's bookkeeping (settings, step count, the state dict format) is the CPU
+optimizer's own (hpctrain.optim), so a checkpoint written by either engine loads in the
+other; only its buffers live on the GPU.
+"""
+
+import os
+import sys
+
+import numpy as np
+
+from .errors import InputError
+
+# Set by the common launchers for each process: the rank among those on the same node.
+_LOCAL_RANK_VARS = ("OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "PMI_LOCAL_RANK",
+                    "MV2_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID")
+_SIMULATOR_SM_COUNT = 4
+
+_BAD_LABELS = {"binary": "binary labels must be 0 or 1",
+               "multiclass": "class label outside [0, classes)"}
+
+
+def cuda_available() -> tuple[bool, str]:
+    """(True, what) if CUDA kernels can run here, else (False, why not), never raising."""
+    try:
+        from .kernels.cuda_shim import cuda, simulated
+    except Exception as err:  # numba missing, or numba-cuda failing to load its target
+        return False, f"numba.cuda cannot be loaded ({type(err).__name__}: {err})"
+    if simulated():
+        return True, "Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1)"
+    try:
+        if not cuda.is_available():
+            return False, "no CUDA driver or GPU found by numba.cuda"
+        count = len(cuda.gpus)
+    except Exception as err:  # a broken driver or toolkit reports itself in many ways
+        return False, f"numba.cuda cannot use the GPU ({type(err).__name__}: {err})"
+    if count == 0:
+        return False, "no CUDA GPU found"
+    return True, f"{count} CUDA GPU(s)"
+
+
+def local_rank() -> int:
+    """This process's rank among the processes on its node.
+
+    From the launcher's environment when it says; otherwise from an MPI shared-memory split
+    if MPI is running (a collective: every rank must be here); otherwise 0.
+    """
+    for var in _LOCAL_RANK_VARS:
+        value = os.environ.get(var, "")
+        if value.isdigit():
+            return int(value)
+    mpi = sys.modules.get("mpi4py.MPI")
+    if mpi is not None and mpi.Is_initialized() and not mpi.Is_finalized():
+        node = mpi.COMM_WORLD.Split_type(mpi.COMM_TYPE_SHARED)
+        rank = node.Get_rank()
+        node.Free()
+        return rank
+    return 0
+
+
+def select_gpu(device_id=None) -> int:
+    """Make GPU (device_id, else local rank) mod GPU count current; returns its index."""
+    from .kernels.cuda_shim import cuda, simulated
+
+    if simulated():
+        return 0
+    index = (local_rank() if device_id is None else int(device_id)) % len(cuda.gpus)
+    cuda.select_device(index)
+    return index
+
+
+def sm_count() -> int:
+    from .kernels.cuda_shim import cuda, simulated
+
+    if simulated():
+        return _SIMULATOR_SM_COUNT
+    return int(cuda.get_current_device().MULTIPROCESSOR_COUNT)
+
+
+class CudaEngine:
+    """One model's training state on one GPU.
+
+    model: an hpctrain.model.MLP or its spec() dict. name/lr/momentum/weight_decay: as
+    hpctrain.optim.make_optimizer. device_id: None picks local rank mod GPU count.
+    fused/tile/shapes tune the kernels (kernels/cuda_network.py); the defaults choose.
+    """
+
+    def __init__(self, model, name="adam", lr=1e-3, momentum=0.0, weight_decay=0.0,
+                 device_id=None, fused=None, tile=None, shapes=None):
+        from .model import MLP
+        from .optim import make_optimizer
+
+        self.model = model if isinstance(model, MLP) else MLP.from_spec(model)
+        self.optimizer = make_optimizer(name, self.model.n_params, lr=lr, momentum=momentum,
+                                        weight_decay=weight_decay)
+        ok, reason = cuda_available()
+        if not ok:
+            raise InputError(f"CUDA was asked for but cannot be used: {reason}")
+        self.device_id = select_gpu(device_id)
+        self._build(fused, tile, shapes)
+
+    def _build(self, fused, tile, shapes) -> None:
+        from .kernels import ACTIVATIONS, TASKS
+        from .kernels.cuda_heads import STATS
+        from .kernels.cuda_network import DeviceNetwork
+        from .kernels.cuda_optim import DeviceUpdate
+        from .kernels.cuda_shim import cuda
+        from .kernels.cuda_staging import BatchStager
+
+        m, opt, n = self.model, self.optimizer, self.model.n_params
+        self.n = n
+        self.stream = cuda.stream()
+        self.sm_count = sm_count()
+        self.params = cuda.to_device(np.zeros(n, dtype=np.float32), stream=self.stream)
+        self.grad = cuda.to_device(np.zeros(n + STATS, dtype=np.float32), stream=self.stream)
+        self.buffer_names = list(opt.buffers)
+        self.state = cuda.to_device(np.zeros((len(self.buffer_names), n), dtype=np.float32),
+                                    stream=self.stream)
+        self.grad_out = cuda.pinned_array(n + STATS, dtype=np.float32)
+        self.grad_in = cuda.pinned_array(n, dtype=np.float32)
+        self.grad_out_head = self.grad_out[:n]
+        self.stats_out = self.grad_out[n:]
+        self.grad_head = self.grad[:n]
+        self.stats = self.grad[n:]
+        self.network = DeviceNetwork(m.layer_shapes, ACTIVATIONS[m.activation],
+                                     TASKS[m.task], self.stream, self.sm_count, fused, tile,
+                                     shapes)
+        self.network.bind(self.params, self.grad)
+        self.update = DeviceUpdate(opt.name, self.stream, self.sm_count,
+                                   momentum=getattr(opt, "momentum", 0.0),
+                                   weight_decay=opt.weight_decay,
+                                   beta1=getattr(opt, "beta1", 0.9),
+                                   beta2=getattr(opt, "beta2", 0.999),
+                                   eps=getattr(opt, "eps", 1e-8))
+        self.batches = BatchStager(m.features, self.stream)
+        self.grad_dirty = False      # the device gradient holds a sum not yet consumed
+        self.grad_in_busy = False    # a copy from grad_in may still be reading it
+        self.stream.synchronize()
+
+    # --- the engine contract -----------------------------------------------------------------
+
+    def loss_grad(self, X, y, grad_host):
+        """grad_host (n_params,) float32 = SUM of per-sample gradients; (loss sum, right).
+
+        grad_host=None keeps the sum on the GPU for `step(None, ...)` (one GPU, no
+        allreduce): only the loss totals come back."""
+        from .kernels.cuda_optim import launch_clear
+
+        X, y = self._check_batch(X, y)
+        if grad_host is not None:
+            self._check_grad(grad_host)
+        rows = X.shape[0]
+        if rows == 0:
+            if grad_host is not None:
+                grad_host[...] = 0
+            return 0.0, 0
+        if self.grad_dirty:
+            launch_clear(self.stream, self.grad, self.sm_count)
+        batch = self.batches.put(X, y)
+        self.network.loss_grad(batch, rows)
+        self.grad_dirty = True
+        if grad_host is None:
+            self.stats.copy_to_host(self.stats_out, stream=self.stream)
+        else:
+            self.grad.copy_to_host(self.grad_out, stream=self.stream)
+        self.stream.synchronize()
+        self.grad_in_busy = False
+        if grad_host is not None:
+            grad_host[...] = self.grad_out_head
+        loss, right, bad = (float(v) for v in self.stats_out)
+        if bad > 0:
+            raise InputError(f"{_BAD_LABELS[self.model.task]} (task {self.model.task})")
+        return loss, int(right)
+
+    def step(self, grad_host, scale, lr) -> None:
+        """One fused update with the reduced gradient SUM times scale (1 / global count).
+
+        grad_host=None: use the sum the last loss_grad left on the GPU."""
+        if grad_host is not None:
+            self._check_grad(grad_host)
+            if self.grad_in_busy:
+                self.stream.synchronize()
+            self.grad_in[...] = grad_host
+            self.grad_head.copy_to_device(self.grad_in, stream=self.stream)
+            self.grad_in_busy = True
+        self.optimizer.steps += 1
+        self.update.apply(self.params, self.grad, self.state, scale, lr, self.optimizer.steps)
+        self.grad_dirty = False
+
+    def params_host(self) -> np.ndarray:
+        """A host copy of the parameters (a new array)."""
+        out = np.empty(self.n, dtype=np.float32)
+        self.params.copy_to_host(out, stream=self.stream)
+        self.stream.synchronize()
+        return out
+
+    def load(self, params, optimizer_state=None) -> None:
+        """Take these parameters (and optimizer state, in hpctrain.optim's format)."""
+        params = np.ascontiguousarray(params, dtype=np.float32)
+        if params.shape != (self.n,):
+            raise InputError(f"parameters have shape {params.shape}, the model has "
+                             f"{self.n} parameters")
+        if optimizer_state is not None:
+            self.optimizer.load_state_dict(optimizer_state)    # checks it; InputError
+        self.stream.synchronize()
+        self.params.copy_to_device(params, stream=self.stream)
+        if optimizer_state is not None and self.buffer_names:
+            stacked = np.stack([self.optimizer.buffers[k] for k in self.buffer_names])
+            self.state.copy_to_device(stacked, stream=self.stream)
+        self.stream.synchronize()
+
+    def optimizer_state(self) -> dict:
+        """{"name", "step", "buffers": {name: float32 array}}, as hpctrain.optim writes it."""
+        if self.buffer_names:
+            host = self.state.copy_to_host(stream=self.stream)
+            self.stream.synchronize()
+            for k, row in zip(self.buffer_names, host, strict=True):
+                self.optimizer.buffers[k][:] = row
+        return self.optimizer.state_dict()
+
+    # --- extensions ------------------------------------------------------------------------
+
+    def prefetch(self, X, y) -> None:
+        """Start copying the next batch to the GPU; the next loss_grad with these same
+        arrays uses the copy. X and y are read now, so they may be reused at once."""
+        X, y = self._check_batch(X, y)
+        if X.shape[0]:
+            self.batches.prefetch(X, y)
+
+    # --- checks ------------------------------------------------------------------------------
+
+    def _check_batch(self, X, y):
+        X, y = np.asarray(X), np.asarray(y)
+        features = self.model.features
+        if X.ndim != 2 or X.shape[1] != features:
+            raise InputError(f"expected input rows of {features} features, "
+                             f"got an array of shape {X.shape}")
+        if y.shape != (X.shape[0],):
+            raise InputError(f"expected {X.shape[0]} labels, got an array of shape {y.shape}")
+        return X, y
+
+    def _check_grad(self, grad_host) -> None:
+        if not isinstance(grad_host, np.ndarray) or grad_host.shape != (self.n,) \
+                or grad_host.dtype != np.float32:
+            raise ValueError(f"the gradient buffer must be a float32 array of {self.n} "
+                             f"values")

@@ -1,0 +1,319 @@
+"""One dense layer on the GPU: three tiled matrix products, each with its elementwise work
+fused into the same kernel so no intermediate makes an extra trip through device memory.
+
+    forward        Z (n, o) = act(A (n, i) @ W (i, o) + b)           bias + activation fused
+    weight grads   dW += A^T dZ,  db += column sums of dZ             bias grad fused
+    input grads    dA (n, i) = (dZ W^T) * act'(A_prev)                derivative fused
+
+All three share one scheme, the classic register-blocked SGEMM: a block computes a
+TILE x TILE tile of the output; each k-step it stages a TILE x BK slice of each operand in
+shared memory, and each thread accumulates a T x T micro-tile in registers, reading T + T
+values from shared memory for T * T multiply-adds. With L = TILE / T threads a side, a
+thread owns rows ty + L i and columns tx + L j (strided, not a contiguous block), so a
+warp's shared-memory reads hit distinct banks or broadcast. The next slice is fetched from
+global memory into registers before the current one is multiplied, so its latency hides
+behind the arithmetic. Operands that arrive k-fastest (A in the forward product, W in the
+input gradient) are transposed on their way into shared memory, and their rows are padded
+so that those stores do not conflict.
+
+The weight gradient sums over the batch, which is long (8192) while its output can be small
+(1024 x 10): it splits the batch across blocks ("split-K") and adds into dW with atomics, so
+the gradient buffer must be zero before the first layer's gradients land (the optimizer
+kernel leaves it zeroed).
+
+Tile shapes are compile-time constants, so each shape is its own set of kernels, built by
+`tile_kernels` (cached per shape; Numba keys its disk cache on the closure's values too).
+"""
+
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+
+from .cuda_math import activate, derivative_from_output
+from .cuda_shim import cuda, kernel_options
+
+ZERO = np.float32(0.0)
+PAD = 4          # floats of padding per shared row: transposed stores then avoid conflicts
+
+
+@dataclass(frozen=True)
+class TileShape:
+    tile: int     # the output tile is tile x tile
+    depth: int    # BK: how much of the summed dimension one shared-memory slice holds
+    micro: int    # each thread computes micro x micro outputs
+    registers: int = 0   # a cap per thread (0: the compiler's choice); 128 lets two
+                         # 256-thread blocks share a multiprocessor
+
+    @property
+    def lanes(self) -> int:
+        """Threads along each side of the block's square thread grid."""
+        return self.tile // self.micro
+
+    @property
+    def threads(self) -> int:
+        return self.lanes * self.lanes
+
+
+LARGE = TileShape(128, 8, 8, 128)    # the fast one, for products that fill the GPU
+SMALL = TileShape(64, 16, 4)         # four times the blocks, for small batches or thin outputs
+TINY = TileShape(8, 4, 2)            # 16 threads, for the simulator: its threads are Python threads
+
+
+class TileKernels:
+    """The three products of one tile shape, compiled on first launch."""
+
+    def __init__(self, shape, forward, weight_grads, input_grads):
+        self.shape = shape
+        self.forward = forward
+        self.weight_grads = weight_grads
+        self.input_grads = input_grads
+
+
+@cache
+def tile_kernels(shape: TileShape) -> TileKernels:
+    TILE, BK, T = shape.tile, shape.depth, shape.micro
+    LANES, THREADS = shape.lanes, shape.threads
+    ROW = TILE + PAD              # a shared slice is BK rows of ROW floats, k-major
+    ROW_U = np.uint64(ROW)
+    SLICE = BK * ROW
+    ACC = T * T
+    LOADS = TILE * BK // THREADS   # elements of each operand slice a thread moves
+    assert TILE == LANES * T and LANES >= T and LOADS >= 1 and LOADS * THREADS == TILE * BK
+    options = kernel_options(shape.registers)
+
+    @cuda.jit(device=True)
+    def fetch_k_fastest(src, row0, rows, k0, k_end, regs, tid):
+        """regs <- this thread's share of src[row0:row0+TILE, k0:k0+BK] (rows k-fastest)."""
+        for e in range(LOADS):
+            idx = tid + THREADS * e
+            r = row0 + idx // BK
+            k = k0 + idx % BK
+            regs[e] = src[r, k] if r < rows and k < k_end else ZERO
+
+    @cuda.jit(device=True)
+    def fetch_k_major(src, k0, k_end, col0, cols, regs, tid):
+        """regs <- this thread's share of src[k0:k0+BK, col0:col0+TILE] (k-major rows)."""
+        for e in range(LOADS):
+            idx = tid + THREADS * e
+            k = k0 + idx // TILE
+            c = col0 + idx % TILE
+            regs[e] = src[k, c] if k < k_end and c < cols else ZERO
+
+    @cuda.jit(device=True)
+    def store_transposed(regs, tile, tid):
+        for e in range(LOADS):
+            idx = tid + THREADS * e
+            tile[(idx % BK) * ROW + idx // BK] = regs[e]
+
+    @cuda.jit(device=True)
+    def store_straight(regs, tile, tid):
+        for e in range(LOADS):
+            idx = tid + THREADS * e
+            tile[(idx // TILE) * ROW + idx % TILE] = regs[e]
+
+    @cuda.jit(device=True)
+    def multiply_slice(As, Bs, acc, a, b, ty, tx):
+        """acc += As^T Bs over one slice: rows ty + LANES i, columns tx + LANES j.
+
+        The shared-memory offsets are unsigned on purpose: Numba adds a negative-index
+        check to every signed index, and in this loop (the only hot one) that check and
+        the 64-bit arithmetic around it cost more instructions than the multiply-adds.
+        """
+        pa = np.uint64(ty)
+        pb = np.uint64(tx)
+        for _ in range(BK):
+            for i in range(T):
+                a[i] = As[pa + np.uint64(LANES * i)]
+            for j in range(T):
+                b[j] = Bs[pb + np.uint64(LANES * j)]
+            for i in range(T):
+                for j in range(T):
+                    acc[i * T + j] += a[i] * b[j]
+            pa += ROW_U
+            pb += ROW_U
+
+    @cuda.jit(device=True)
+    def clear(acc):
+        for e in range(ACC):
+            acc[e] = ZERO
+
+    @cuda.jit(**options)
+    def forward(A, W, bias, Z, code):
+        """Z = act(A @ W + bias); A (M, K) row-major, W (K, N)."""
+        As = cuda.shared.array(SLICE, np.float32)
+        Bs = cuda.shared.array(SLICE, np.float32)
+        acc = cuda.local.array(ACC, np.float32)
+        a = cuda.local.array(T, np.float32)
+        b = cuda.local.array(T, np.float32)
+        ra = cuda.local.array(LOADS, np.float32)
+        rb = cuda.local.array(LOADS, np.float32)
+        tid = cuda.threadIdx.x
+        tx = tid % LANES
+        ty = tid // LANES
+        M, K = A.shape
+        N = W.shape[1]
+        m0 = cuda.blockIdx.y * TILE
+        n0 = cuda.blockIdx.x * TILE
+        clear(acc)
+        fetch_k_fastest(A, m0, M, 0, K, ra, tid)
+        fetch_k_major(W, 0, K, n0, N, rb, tid)
+        for k0 in range(0, K, BK):
+            store_transposed(ra, As, tid)
+            store_straight(rb, Bs, tid)
+            cuda.syncthreads()
+            if k0 + BK < K:
+                fetch_k_fastest(A, m0, M, k0 + BK, K, ra, tid)
+                fetch_k_major(W, k0 + BK, K, n0, N, rb, tid)
+            multiply_slice(As, Bs, acc, a, b, ty, tx)
+            cuda.syncthreads()
+        for i in range(T):
+            m = m0 + ty + LANES * i
+            for j in range(T):
+                n = n0 + tx + LANES * j
+                if m < M and n < N:
+                    Z[m, n] = activate(acc[i * T + j] + bias[n], code)
+
+    @cuda.jit(**options)
+    def weight_grads(A, dZ, dW, db, chunk):
+        """dW += A^T dZ and db += column sums of dZ, over rows [z*chunk, (z+1)*chunk) of
+        the batch for block z; A (K, M) and dZ (K, N) row-major, K the batch."""
+        As = cuda.shared.array(SLICE, np.float32)
+        Bs = cuda.shared.array(SLICE, np.float32)
+        acc = cuda.local.array(ACC, np.float32)
+        a = cuda.local.array(T, np.float32)
+        b = cuda.local.array(T, np.float32)
+        ra = cuda.local.array(LOADS, np.float32)
+        rb = cuda.local.array(LOADS, np.float32)
+        tid = cuda.threadIdx.x
+        tx = tid % LANES
+        ty = tid // LANES
+        K, M = A.shape
+        N = dZ.shape[1]
+        m0 = cuda.blockIdx.y * TILE
+        n0 = cuda.blockIdx.x * TILE
+        k_begin = cuda.blockIdx.z * chunk
+        k_end = min(K, k_begin + chunk)
+        # The blocks of the first row of tiles also sum dZ's columns: the bias gradient.
+        sums_bias = cuda.blockIdx.y == 0 and tid < TILE
+        bias_sum = ZERO
+        clear(acc)
+        fetch_k_major(A, k_begin, k_end, m0, M, ra, tid)
+        fetch_k_major(dZ, k_begin, k_end, n0, N, rb, tid)
+        for k0 in range(k_begin, k_end, BK):
+            store_straight(ra, As, tid)
+            store_straight(rb, Bs, tid)
+            cuda.syncthreads()
+            if k0 + BK < k_end:
+                fetch_k_major(A, k0 + BK, k_end, m0, M, ra, tid)
+                fetch_k_major(dZ, k0 + BK, k_end, n0, N, rb, tid)
+            if sums_bias:
+                for k in range(BK):
+                    bias_sum += Bs[k * ROW + tid]
+            multiply_slice(As, Bs, acc, a, b, ty, tx)
+            cuda.syncthreads()
+        for i in range(T):
+            m = m0 + ty + LANES * i
+            for j in range(T):
+                n = n0 + tx + LANES * j
+                if m < M and n < N:
+                    cuda.atomic.add(dW, (m, n), acc[i * T + j])
+        if sums_bias and n0 + tid < N:
+            cuda.atomic.add(db, n0 + tid, bias_sum)
+
+    @cuda.jit(**options)
+    def input_grads(dZ, W, A_prev, dA, code):
+        """dA = (dZ @ W^T) * act'(A_prev); dZ (M, K), W (N, K) row-major, dA (M, N)."""
+        As = cuda.shared.array(SLICE, np.float32)
+        Bs = cuda.shared.array(SLICE, np.float32)
+        acc = cuda.local.array(ACC, np.float32)
+        a = cuda.local.array(T, np.float32)
+        b = cuda.local.array(T, np.float32)
+        ra = cuda.local.array(LOADS, np.float32)
+        rb = cuda.local.array(LOADS, np.float32)
+        tid = cuda.threadIdx.x
+        tx = tid % LANES
+        ty = tid // LANES
+        M, K = dZ.shape
+        N = W.shape[0]
+        m0 = cuda.blockIdx.y * TILE
+        n0 = cuda.blockIdx.x * TILE
+        clear(acc)
+        fetch_k_fastest(dZ, m0, M, 0, K, ra, tid)
+        fetch_k_fastest(W, n0, N, 0, K, rb, tid)
+        for k0 in range(0, K, BK):
+            store_transposed(ra, As, tid)
+            store_transposed(rb, Bs, tid)
+            cuda.syncthreads()
+            if k0 + BK < K:
+                fetch_k_fastest(dZ, m0, M, k0 + BK, K, ra, tid)
+                fetch_k_fastest(W, n0, N, k0 + BK, K, rb, tid)
+            multiply_slice(As, Bs, acc, a, b, ty, tx)
+            cuda.syncthreads()
+        for i in range(T):
+            m = m0 + ty + LANES * i
+            for j in range(T):
+                n = n0 + tx + LANES * j
+                if m < M and n < N:
+                    dA[m, n] = acc[i * T + j] * derivative_from_output(A_prev[m, n], code)
+
+    return TileKernels(shape, forward, weight_grads, input_grads)
+
+
+def _blocks(size: int, tile: int) -> int:
+    return (size + tile - 1) // tile
+
+
+class DenseLauncher:
+    """Picks a tile shape per product and launches it on one stream.
+
+    `sm_count` is the GPU's multiprocessor count: a product whose large tiles would not
+    give every multiprocessor a block gets the small tiles, and the weight gradient splits
+    the batch until there are about two blocks per multiprocessor. `shapes` forces one tile
+    shape for every product (the tests use TINY in the simulator). `min_slices`: the
+    shortest share of the batch a weight-gradient block takes, in slices of `depth` rows
+    (shorter shares spend more on atomics than they gain in parallelism).
+    """
+
+    def __init__(self, stream, sm_count: int, shapes=None, min_slices: int = 16):
+        self.stream = stream
+        self.sm_count = max(1, int(sm_count))
+        self.forced = shapes
+        self.min_slices = min_slices
+
+    def _kernels(self, rows: int, cols: int) -> TileKernels:
+        if self.forced is not None:
+            return tile_kernels(self.forced)
+        if _blocks(rows, LARGE.tile) * _blocks(cols, LARGE.tile) >= self.sm_count:
+            return tile_kernels(LARGE)
+        return tile_kernels(SMALL)
+
+    def forward(self, A, W, bias, Z, code: int) -> None:
+        M, N = A.shape[0], W.shape[1]
+        k = self._kernels(M, N)
+        t = k.shape.tile
+        k.forward[(_blocks(N, t), _blocks(M, t)), k.shape.threads, self.stream](
+            A, W, bias, Z, code)
+
+    def weight_grads(self, A, dZ, dW, db) -> None:
+        batch, M = A.shape
+        N = dZ.shape[1]
+        if batch == 0:
+            return
+        k = tile_kernels(self.forced or LARGE)
+        t, depth = k.shape.tile, k.shape.depth
+        tiles = _blocks(M, t) * _blocks(N, t)
+        # Split the batch so every multiprocessor gets about two blocks.
+        most_splits = batch // (self.min_slices * depth)
+        splits = max(1, min(_blocks(2 * self.sm_count, tiles), most_splits))
+        chunk = _blocks(_blocks(batch, splits), depth) * depth
+        splits = _blocks(batch, chunk)
+        k.weight_grads[(_blocks(N, t), _blocks(M, t), splits), k.shape.threads, self.stream](
+            A, dZ, dW, db, chunk)
+
+    def input_grads(self, dZ, W, A_prev, dA, code: int) -> None:
+        M, N = dZ.shape[0], W.shape[0]
+        k = self._kernels(M, N)
+        t = k.shape.tile
+        k.input_grads[(_blocks(N, t), _blocks(M, t)), k.shape.threads, self.stream](
+            dZ, W, A_prev, dA, code)

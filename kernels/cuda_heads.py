@@ -1,0 +1,66 @@
+"""The loss head on the GPU for the layer-by-layer path: one thread per sample computes its
+loss and dL/dz (kernels/cuda_math.py), and each block adds its totals into three float32
+slots at the end of the gradient buffer with one atomic each:
+
+    stats[LOSS]     sum of per-sample losses
+    stats[RIGHT]    right predictions
+    stats[BAD]      labels that cannot be right (the engine turns them into an InputError)
+
+Keeping the totals in the gradient buffer means one device-to-host copy brings back the
+gradient and the numbers the training loop logs. Counts stay exact in float32 up to 2^24
+per step, far above any local batch.
+"""
+
+import numpy as np
+
+from .cuda_math import head_sample
+from .cuda_shim import cuda, kernel_options, threads_per_block
+
+LOSS, RIGHT, BAD = 0, 1, 2
+STATS = 3                  # slots after the gradient
+HEAD_THREADS = 128         # threads per block; a power of two (the block reduction halves)
+MAX_THREADS = 256          # the most threads any kernel here reduces over
+
+ZERO = np.float32(0.0)
+
+
+@cuda.jit(device=True)
+def add_block_totals(stats, at, partial, loss, right, bad):
+    """stats[at + LOSS, RIGHT, BAD] += the block's sums of (loss, right, bad).
+
+    Every thread of the block must call it (it synchronises); partial is a shared
+    (STATS, MAX_THREADS) array; the block size must be a power of two."""
+    tid = cuda.threadIdx.x
+    partial[LOSS, tid] = loss
+    partial[RIGHT, tid] = right
+    partial[BAD, tid] = bad
+    cuda.syncthreads()
+    half = cuda.blockDim.x // 2
+    while half > 0:
+        if tid < half:
+            for c in range(STATS):
+                partial[c, tid] += partial[c, tid + half]
+        cuda.syncthreads()
+        half //= 2
+    if tid == 0:
+        for c in range(STATS):
+            cuda.atomic.add(stats, at + c, partial[c, 0])
+
+
+@cuda.jit(**kernel_options())
+def head_loss_grad(logits, labels, dZ, rows, outputs, stats, at, task):
+    """Per sample r < rows: dZ[r*outputs:...] = dL/dz; the block totals go to stats[at:]."""
+    partial = cuda.shared.array((STATS, MAX_THREADS), np.float32)
+    r = cuda.grid(1)
+    loss, right, bad = ZERO, ZERO, ZERO
+    if r < rows:
+        loss, right, bad = head_sample(logits, r * outputs, dZ, r * outputs, outputs,
+                                       labels[r], task)
+    add_block_totals(stats, at, partial, loss, right, bad)
+
+
+def launch_head(stream, logits, labels, dZ, rows, outputs, stats, at, task) -> None:
+    """logits and dZ flat (rows * outputs); labels float32 (rows,)."""
+    threads = threads_per_block(HEAD_THREADS)
+    blocks = (rows + threads - 1) // threads
+    head_loss_grad[blocks, threads, stream](logits, labels, dZ, rows, outputs, stats, at, task)

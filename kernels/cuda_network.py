@@ -1,0 +1,141 @@
+"""The whole network's gradient on the GPU: the fused one-launch kernel for small models,
+the layer-by-layer kernels otherwise.
+
+`DeviceNetwork` knows the flat layout (docs/INTERFACES.md: layer l is W_l (i, o) row-major
+then b_l (o)), holds device views of each layer's W and b inside the flat parameter and
+gradient buffers, and per-batch-size workspaces for the layer outputs and deltas. Views
+and workspaces are made once per batch size: slicing device arrays from Python costs
+microseconds a call, and the small model's whole step is only a few dozen of them.
+
+`loss_grad(batch, rows)` ADDS the gradient SUM over the rows into the gradient buffer and
+the loss totals into its STATS slots (kernels/cuda_heads.py); the buffer must be zero
+before. `batch` is the flat float32 device array the batch was copied into: rows *
+features inputs, then the rows labels as float32.
+"""
+
+import numpy as np
+
+from .cuda_dense import TINY, DenseLauncher
+from .cuda_fused import FUSED_THREADS, launch_fused, pick_tile
+from .cuda_heads import launch_head
+from .cuda_shim import cuda, simulated, threads_per_block
+
+_MAX_CACHED_BATCH_SIZES = 4
+
+
+class DeviceNetwork:
+    """Layout, views and workspaces of one MLP on one GPU stream.
+
+    fused: None picks the fused kernel whenever the model fits it; True/False force it
+    (True raises if it does not fit). tile: samples per block of the fused kernel (None:
+    automatic). shapes: a forced tile shape for the matrix kernels (tests, benchmarks).
+    In the simulator, where each thread is a Python thread, blocks are made small (TINY
+    tiles, 32 threads) unless asked otherwise: same code, far fewer threads.
+    """
+
+    def __init__(self, layer_shapes, act, task, stream, sm_count, fused=None, tile=None,
+                 shapes=None, fused_threads=None):
+        if simulated():
+            shapes = shapes or TINY
+        self.layer_shapes = [(int(i), int(o)) for i, o in layer_shapes]
+        self.widths = [self.layer_shapes[0][0]] + [o for _, o in self.layer_shapes]
+        self.act, self.task = int(act), int(task)
+        self.stream, self.sm_count = stream, sm_count
+        self.n_params = sum(i * o + o for i, o in self.layer_shapes)
+        self.dense = DenseLauncher(stream, sm_count, shapes)
+        self.fused, self.tile = fused, tile
+        self.fused_threads = fused_threads or threads_per_block(FUSED_THREADS)
+        if fused and pick_tile(self.widths, 1, sm_count) == 0:
+            raise ValueError("this network is too large for the fused kernel")
+        self.widths_d = cuda.to_device(np.array(self.widths, dtype=np.int64), stream=stream)
+        self._plans = {}
+
+    def bind(self, params, grad) -> None:
+        """Use these device buffers: params (n_params,), grad (n_params + STATS,)."""
+        self.params, self.grad = params, grad
+        self.param_views = self._layer_views(params)
+        self.grad_views = self._layer_views(grad)
+        self._plans.clear()
+
+    def _layer_views(self, flat):
+        views, start = [], 0
+        for i, o in self.layer_shapes:
+            views.append((flat[start:start + i * o].reshape(i, o),
+                          flat[start + i * o:start + i * o + o]))
+            start += i * o + o
+        return views
+
+    def uses_fused(self, rows: int) -> bool:
+        return self.fused is not False and self._fused_tile(rows) > 0
+
+    def _fused_tile(self, rows: int) -> int:
+        return pick_tile(self.widths, rows, self.sm_count, self.tile)
+
+    def loss_grad(self, batch, rows: int) -> None:
+        if rows == 0:
+            return
+        if self.uses_fused(rows):
+            launch_fused(self.stream, self.params, self.grad, batch, rows, self.widths_d,
+                         self.act, self.task, self._fused_tile(rows), self.fused_threads)
+            return
+        self._layered(self._plan(batch, rows), rows)
+
+    # --- the layer-by-layer path -------------------------------------------------------------
+
+    def _plan(self, batch, rows):
+        """Views of the batch and workspaces for this batch size (made once per size)."""
+        # The plan holds the batch array, so no other object can take its id meanwhile.
+        key = (rows, id(batch))
+        plan = self._plans.get(key)
+        if plan is None:
+            if len(self._plans) >= _MAX_CACHED_BATCH_SIZES:
+                self._plans.pop(next(iter(self._plans)))
+            plan = LayeredPlan(self, batch, rows)
+            self._plans[key] = plan
+        return plan
+
+    def _layered(self, plan, rows) -> None:
+        layers = len(self.layer_shapes)
+        A = plan.X
+        for l, (W, b) in enumerate(self.param_views):
+            code = self.act if l < layers - 1 else 0     # the last layer is linear
+            self.dense.forward(A, W, b, plan.outputs[l], code)
+            A = plan.outputs[l]
+        outputs = self.layer_shapes[-1][1]
+        launch_head(self.stream, plan.logits_flat, plan.labels, plan.top_delta_flat, rows,
+                    outputs, self.grad, self.n_params, self.task)
+        for l in range(layers - 1, -1, -1):
+            dW, db = self.grad_views[l]
+            A_prev = plan.X if l == 0 else plan.outputs[l - 1]
+            self.dense.weight_grads(A_prev, plan.deltas[l], dW, db)
+            if l > 0:
+                self.dense.input_grads(plan.deltas[l], self.param_views[l][0], A_prev,
+                                       plan.deltas[l - 1], self.act)
+
+
+class LayeredPlan:
+    """Device views for one batch size: the inputs, labels, each layer's output and delta.
+
+    Layer l's delta lives in one of two ping-pong buffers (l's parity), each big enough
+    for the widest layer, so the backward pass needs no more than two.
+    """
+
+    def __init__(self, net: DeviceNetwork, batch, rows: int):
+        features = net.widths[0]
+        self.batch = batch
+        self.X = batch[:rows * features].reshape(rows, features)
+        self.labels = batch[rows * features:rows * features + rows]
+        widths = [o for _, o in net.layer_shapes]
+        self.out_flat = cuda.device_array(rows * sum(widths), dtype=np.float32)
+        self.outputs, start = [], 0
+        for o in widths:
+            self.outputs.append(self.out_flat[start:start + rows * o].reshape(rows, o))
+            start += rows * o
+        self.logits_flat = self.out_flat[start - rows * widths[-1]:start]
+        widest = max(widths)
+        self.delta_flat = [cuda.device_array(rows * widest, dtype=np.float32)
+                           for _ in range(2)]
+        self.deltas = [self.delta_flat[l % 2][:rows * o].reshape(rows, o)
+                       for l, o in enumerate(widths)]
+        last = len(widths) - 1
+        self.top_delta_flat = self.delta_flat[last % 2][:rows * widths[-1]]

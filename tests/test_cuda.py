@@ -1,0 +1,77 @@
+"""The CUDA half of the kernels (kernels/cuda_*.py, hpctrain/cuda_engine.py).
+
+The checks themselves are in tests/cuda_sim/cases.py; they run in a subprocess because
+Numba reads NUMBA_ENABLE_CUDASIM once, when it is first imported, and the simulator must
+not leak into the other tests of this process. Under the simulator every test runs here
+and in CI; on a machine with a GPU they run once more on the GPU, with larger shapes.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from helpers import REPO, check, child_env
+
+CASES = os.path.join(REPO, "tests", "cuda_sim", "cases.py")
+
+
+def run_cases(**env) -> subprocess.CompletedProcess:
+    environment = child_env(**env)
+    if "NUMBA_ENABLE_CUDASIM" not in env:
+        environment.pop("NUMBA_ENABLE_CUDASIM", None)
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", CASES]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=environment,
+                          cwd=REPO)
+
+
+def assert_all_passed(proc: subprocess.CompletedProcess) -> None:
+    check(proc)
+    summary = proc.stdout.strip().splitlines()[-1]
+    assert " passed" in summary and "failed" not in summary and "error" not in summary, \
+        proc.stdout
+
+
+def test_cuda_kernels_in_the_simulator():
+    assert_all_passed(run_cases(NUMBA_ENABLE_CUDASIM="1"))
+
+
+def gpu_present() -> bool:
+    from hpctrain.kernels.cuda_shim import simulated
+
+    from hpctrain.cuda_engine import cuda_available
+
+    return cuda_available()[0] and not simulated()
+
+
+@pytest.mark.skipif(not gpu_present(), reason="no CUDA GPU here: the simulator run covers it")
+def test_cuda_kernels_on_the_gpu():
+    assert_all_passed(run_cases())
+
+
+def test_asking_for_cuda_without_a_gpu_is_an_input_error():
+    from hpctrain.cuda_engine import CudaEngine, cuda_available
+    from hpctrain.errors import InputError
+    from hpctrain.model import MLP
+
+    ok, reason = cuda_available()
+    assert isinstance(ok, bool) and reason
+    model = MLP(4, (3,), "relu", "binary", 2)
+    if ok:
+        engine = CudaEngine(model, "adam", lr=0.01)
+        assert engine.params_host().shape == (model.n_params,)
+    else:
+        with pytest.raises(InputError, match="CUDA was asked for but cannot be used"):
+            CudaEngine(model, "adam", lr=0.01)
+
+
+def test_local_rank_comes_from_the_launcher(monkeypatch):
+    from hpctrain.cuda_engine import local_rank
+
+    for var in ("OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "PMI_LOCAL_RANK",
+                "MV2_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("SLURM_LOCALID", "3")
+    assert local_rank() == 3
+    monkeypatch.setenv("MPI_LOCALRANKID", "5")      # the MPI launcher's word comes first
+    assert local_rank() == 5
