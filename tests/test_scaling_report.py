@@ -45,15 +45,23 @@ def read_csv(path):
 
 
 def expected_points(summaries):
-    """{(ranks, alg): (median samples/s, speedup, efficiency, median comm fraction)}."""
+    """{(ranks, alg): (median samples/s, speedup, efficiency, median comm fraction, runs)}.
+
+    The reference is the median of every one-rank run (all algorithms pooled), or without
+    one-rank runs each algorithm's smallest rank count p0 (speedup p0 there).
+    """
     groups = {}
     for s in summaries:
         groups.setdefault((s["ranks"], s["algorithm"]), []).append(s)
     rates = {k: float(np.median([s["samples_per_s"] for s in v])) for k, v in groups.items()}
+    one_rank = [s["samples_per_s"] for s in summaries if s["ranks"] == 1]
     result = {}
     for (p, alg), rate in rates.items():
-        p0 = min(q for q, a in rates if a == alg)
-        speedup = p0 * rate / rates[(p0, alg)]
+        if one_rank:
+            speedup = rate / float(np.median(one_rank))
+        else:
+            p0 = min(q for q, a in rates if a == alg)
+            speedup = p0 * rate / rates[(p0, alg)]
         comm = float(np.median([s["comm_fraction"] for s in groups[(p, alg)]]))
         result[(p, alg)] = (rate, speedup, speedup / p, comm, groups[(p, alg)])
     return result

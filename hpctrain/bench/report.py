@@ -2,10 +2,13 @@
 
 Used by `hpctrain bench scaling` (after it ran the points) and `hpctrain bench report RUN...`
 (on run directories from anywhere, e.g. SLURM jobs). Repeats of one point are reduced to
-their median. Speedup is measured against the smallest rank count of the same algorithm:
-speedup(p) = p0 * throughput(p) / throughput(p0), which is T(1)/T(p) for strong scaling
+their median. Speedup is throughput(p) / throughput(1), which is T(1)/T(p) for strong scaling
 (fixed global batch) and the scaled speedup for weak scaling (fixed local batch); in both
 modes efficiency = speedup / p, and the ideal is speedup = p, efficiency = 1.
+throughput(1) is the median of ALL the one-rank runs, whatever their algorithm: one rank
+does not communicate, so they ran the same program, and sharing the reference lets the
+algorithms' curves be compared point by point. Without one-rank runs, each algorithm is
+measured against its own smallest rank count p0: speedup = p0 * throughput(p) / throughput(p0).
 
 A run that failed is kept as a row whose status says why, never dropped.
 """
@@ -48,6 +51,7 @@ class Point:
     repeats: int
     failed: int
     errors: list
+    rates: list = field(default_factory=list)  # samples/s of each successful repeat
     samples_per_s: float | None = None
     samples_per_s_min: float | None = None
     samples_per_s_max: float | None = None
@@ -138,6 +142,7 @@ def reduce_repeats(ranks, algorithm, runs) -> Point:
     if not good:
         return point
     rates = [float(s["samples_per_s"]) for s in good]
+    point.rates = rates
     point.samples_per_s = statistics.median(rates)
     point.samples_per_s_min, point.samples_per_s_max = min(rates), max(rates)
     point.step_time_s = _median(good, "step_time_s")
@@ -156,15 +161,19 @@ def _median(dicts, key):
 
 
 def add_speedups(points) -> None:
-    """speedup = p0 * thr(p) / thr(p0), p0 the smallest rank count that worked, per algorithm."""
+    """speedup = thr(p) / thr(1), thr(1) pooled over the algorithms (see the module notes);
+    without one-rank runs, p0 * thr(p) / thr(p0) per algorithm."""
+    good = [p for p in points if p.samples_per_s and p.ranks]
+    one_rank = [rate for p in good if p.ranks == 1 for rate in p.rates]
+    shared = statistics.median(one_rank) if one_rank else None
     by_alg: dict = {}
-    for p in points:
-        if p.samples_per_s and p.ranks:
-            by_alg.setdefault(p.algorithm, []).append(p)
+    for p in good:
+        by_alg.setdefault(p.algorithm, []).append(p)
     for group in by_alg.values():
         base = min(group, key=lambda p: p.ranks)
+        base_ranks, base_rate = (1, shared) if shared else (base.ranks, base.samples_per_s)
         for p in group:
-            p.speedup = base.ranks * p.samples_per_s / base.samples_per_s
+            p.speedup = base_ranks * p.samples_per_s / base_rate
             p.efficiency = p.speedup / p.ranks
 
 
@@ -240,15 +249,24 @@ def markdown_report(points, mode, runs, command=None) -> str:
         parts.append(f"Command: `{command}`\n")
     parts.append(describe(points, mode, runs) + "\n")
     parts.append(markdown_table(points, mode))
-    parts.append(
-        "\nspeedup = p0 · samples/s(p) / samples/s(p0), p0 the smallest rank count of the "
-        "algorithm; efficiency = speedup / p (ideal 100%). Times are seconds per step, the "
-        "slowest rank's, median of the repeats; comm fraction is the share of the step spent "
-        "in the allreduce.\n")
+    parts.append("\n" + speedup_note(points) +
+                 " Times are milliseconds per step, the slowest rank's, median of the repeats; "
+                 "comm fraction is the share of the step spent in the allreduce.\n")
     warning = batch_warning(points, mode)
     if warning:
         parts.append(f"\n{warning}\n")
     return "\n".join(parts)
+
+
+def speedup_note(points) -> str:
+    if any(p.ranks == 1 and p.samples_per_s for p in points):
+        base = ("samples/s(1) is the median of all one-rank runs (one rank does not "
+                "communicate, whatever the algorithm)")
+        formula = "speedup = samples/s(p) / samples/s(1)"
+    else:
+        base = "p0 is the algorithm's smallest rank count"
+        formula = "speedup = p0 · samples/s(p) / samples/s(p0)"
+    return f"{formula}, where {base}; efficiency = speedup / p (ideal 100%)."
 
 
 def describe(points, mode, runs) -> str:
