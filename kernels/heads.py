@@ -34,10 +34,11 @@ def binary_row(Z, y, dZ, r, want_grad):
     if label != 0 and label != 1:
         raise ValueError("binary labels must be 0 or 1")
     t = np.float64(label)
+    e = math.exp(-abs(z))  # one exponential serves the loss and the sigmoid
     if want_grad:
-        dZ[r, 0] = stable_sigmoid(z) - t
+        dZ[r, 0] = (1.0 if z >= 0 else e) / (1.0 + e) - t
     correct = (z > 0) == (t > 0.5)
-    return max(z, 0.0) - z * t + math.log1p(math.exp(-abs(z))), correct
+    return max(z, 0.0) - z * t + math.log1p(e), correct
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -54,14 +55,19 @@ def multiclass_row(Z, y, dZ, r, want_grad):
             top = np.float64(Z[r, c])
             best = c
     total = 0.0
-    for c in range(o):
-        total += math.exp(np.float64(Z[r, c]) - top)
-    log_total = math.log(total)
-    if want_grad:
+    if want_grad:  # keep exp(z - top) in dZ, then scale it into the softmax
+        for c in range(o):
+            e = math.exp(np.float64(Z[r, c]) - top)
+            total += e
+            dZ[r, c] = e
         inv = 1.0 / total
         for c in range(o):
-            dZ[r, c] = math.exp(np.float64(Z[r, c]) - top) * inv
+            dZ[r, c] *= inv
         dZ[r, k] -= 1
+    else:
+        for c in range(o):
+            total += math.exp(np.float64(Z[r, c]) - top)
+    log_total = math.log(total)
     return top + log_total - np.float64(Z[r, k]), best == k
 
 
