@@ -1,7 +1,8 @@
 """`shm`: allreduce through an MPI-3 shared-memory window, hierarchical across nodes.
 
-Inside a node, MPI's point-to-point path copies every byte through its own shared buffers
-several times. Here the ranks of a node share one window instead:
+Inside a node, a ring over MPI point-to-point needs 2(p-1) steps, each a message (often a
+copy into and out of the library's own shared buffers) and a wait for a neighbour. Here the
+ranks of a node share one window instead and synchronise twice per call:
 
     copy in    each rank copies its buffer into its own row of the window (one memcpy)
     sync       barrier
@@ -17,8 +18,10 @@ leaders run `ring` on the node's result row between the two last steps, then a b
 The result row is separate from the input rows so that two barriers per call suffice: a rank
 may already copy its next buffer in while slower ranks still copy the previous result out.
 
+Copies are the cost (docs/PERFORMANCE.md, "shm and auto"), and two of them can go:
 `buffer(comm, n, dtype)` hands out this rank's input row itself, so that a gradient computed
-into it needs no copy in at all.
+into it needs no copy in, and `sum_view(comm, buf)` returns the result row itself (read-only)
+instead of copying it out.
 """
 
 import numpy as np
@@ -147,12 +150,24 @@ class ShmAllreduce:
         return rows[self.topo.node.Get_rank(), :n]
 
     def __call__(self, buf: np.ndarray) -> None:
+        """Sum buf over the communicator, in place."""
+        total = self.sum_view(buf)
+        if total.ctypes.data != buf.ctypes.data:
+            np.copyto(buf, total)
+
+    def sum_view(self, buf: np.ndarray) -> np.ndarray:
+        """The sum of buf over the communicator, read-only, where it lies: in the window.
+
+        Valid until this rank's next call on this communicator (the next call rewrites the
+        result row only after every rank has entered it). buf afterwards holds either its
+        input or the sum.
+        """
         if buf.size == 0 or self.comm.Get_size() == 1:
-            return
+            return _read_only(buf)
         topo = self.topo
         if topo.node.Get_size() == 1:
             inter_node(topo.leaders, buf)
-            return
+            return _read_only(buf)
         window = self._ensure(buf.nbytes)
         rows, result = window.views(buf.dtype)
         me, n = topo.node.Get_rank(), buf.size
@@ -167,13 +182,19 @@ class ShmAllreduce:
             if topo.is_leader:
                 inter_node(topo.leaders, result[:n])
             window.sync()
-        np.copyto(buf, result[:n])
+        return _read_only(result[:n])
 
     def close(self) -> None:
         for window in [self.window, *self.retired]:
             if window is not None:
                 window.close()
         self.window, self.retired = None, []
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    view = array.view()
+    view.flags.writeable = False
+    return view
 
 
 def inter_node(leaders, buf: np.ndarray) -> None:
@@ -201,3 +222,17 @@ def buffer(comm, n: int, dtype=np.float32) -> np.ndarray:
 
     private, _ = agree(comm, np.empty(n, dtype=dtype))
     return ShmAllreduce.of(private).buffer(n, dtype)
+
+
+def sum_view(comm, buf: np.ndarray) -> np.ndarray:
+    """The sum of buf over comm as a read-only array in shared memory: no copy out.
+
+    With `buffer()` for buf, neither copy is left: only the reduction's own traffic. The
+    array is valid until this rank's next shm call on comm (so not for overlapped buckets,
+    whose next call comes while the previous sum is still wanted). buf afterwards holds its
+    input or the sum. Checked and agreed like `get_allreduce("shm")`.
+    """
+    from .checks import agree
+
+    private, flat = agree(comm, buf)
+    return ShmAllreduce.of(private).sum_view(flat)

@@ -96,7 +96,8 @@ def window_reuse(cases):
 
 
 def shared_buffer(cases):
-    """A gradient living in the window: reduced without a copy in, valid after growth."""
+    """A gradient living in the window: reduced without a copy in (and, with sum_view, without
+    a copy out), still valid after the window grew."""
     comm, state = cases.comm, private_shm(cases.comm)
     view = shm.buffer(comm, 12_345, np.float32)
     if state.topo.node.Get_size() > 1:
@@ -105,6 +106,12 @@ def shared_buffer(cases):
         data = cases.fill(view)
         get_allreduce("shm")(comm, view)
         cases.verify(data, view, f"shm buffer() step {step}")
+    data = cases.fill(view)
+    total = shm.sum_view(comm, view)
+    cases.verify(data, total, "shm sum_view()")
+    cases.expect(not total.flags.writeable, "sum_view() is writable")
+    if state.topo.node.Get_size() > 1:
+        cases.expect(np.shares_memory(total, state.window.bytes), "sum_view() copied")
     # One element more than the rows hold: the window grows, the lent row must stay valid.
     lent = state.window
     # Every rank must pass the same length: the largest row of any node, plus one element.
