@@ -85,9 +85,9 @@ def test_weak_scaling_takes_the_median_of_repeats(tmp_path):
 def test_a_point_that_hangs_is_stopped_by_its_timeout(tmp_path):
     out = tmp_path / "slow"
     started = time.monotonic()
-    # 20000 steps of a real model cannot finish in 3 s: the point times out.
+    # Ten million steps (about 0.1 ms each here) cannot finish in 3 s: the point times out.
     proc = run_cli(["bench", "scaling", "--mode", "strong", "--ranks", "2", *TINY[:-1],
-                    "20000", "--global-batch", "8", "--repeats", "1", "--timeout", "3",
+                    "10000000", "--global-batch", "8", "--repeats", "1", "--timeout", "3",
                     "--out", out], timeout=120)
     assert proc.returncode == 1
     assert time.monotonic() - started < 60
@@ -99,7 +99,8 @@ def test_a_point_that_hangs_is_stopped_by_its_timeout(tmp_path):
     (["--ranks", "1,0"], "--ranks must be positive"),
     (["--ranks", "1,two"], "--ranks must be comma-separated integers"),
     (["--workload", "W9"], "--workload must be one of W1, W2"),
-    (["--steps", "0"], "--steps must be positive"),
+    (["--steps", "1"], "--steps must be at least 2"),
+    (["--repeats", "0"], "--repeats must be positive"),
 ])
 def test_usage_errors_exit_2_before_running_anything(tmp_path, args, message):
     out = tmp_path / "out"

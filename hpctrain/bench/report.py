@@ -15,6 +15,7 @@ A run that failed is kept as a row whose status says why, never dropped.
 
 import csv
 import json
+import math
 import os
 import statistics
 from dataclasses import dataclass, field
@@ -105,9 +106,15 @@ def load_run(path, ranks=None, algorithm=None, error=None) -> RunResult:
 
 
 def missing_keys(summary: dict, where: str) -> str | None:
+    """Why a summary cannot be a point of the table, or None."""
     needed = ("ranks", "algorithm", "samples_per_s")
     absent = [k for k in needed if summary.get(k) is None]
-    return f"{where}: missing {', '.join(absent)}" if absent else None
+    if absent:
+        return f"{where}: missing {', '.join(absent)}"
+    rate = summary["samples_per_s"]
+    if not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate <= 0:
+        return f"{where}: no measured throughput (samples_per_s {rate}; too few steps?)"
+    return None
 
 
 def _config_value(path, key):

@@ -286,9 +286,11 @@ def scaling(mode, ranks, workload, features, hidden, classes, batch_size, global
     algorithms = parse_names(allreduce, "--allreduce")
     work = resolve_workload(workload.upper(), features, hidden, classes, batch_size,
                             global_batch)
-    for name, value in (("--steps", steps), ("--repeats", repeats), ("--timeout", timeout)):
+    for name, value in (("--repeats", repeats), ("--timeout", timeout)):
         if value <= 0:
             raise InputError(f"{name} must be positive, got {value:g}")
+    if steps < 2:
+        raise InputError(f"--steps must be at least 2 (the first is warm-up), got {steps}")
     if shutil.which(launch_prefix(launcher, 1, [])[0]) is None:
         raise InputError(f"launcher {launch_prefix(launcher, 1, [])[0]!r} not found on PATH")
     if data_dir is not None and not os.path.isdir(data_dir):
