@@ -37,6 +37,9 @@ def cuda_available() -> tuple[bool, str]:
         from .kernels.cuda_shim import cuda, simulated
     except Exception as err:  # numba missing, or numba-cuda failing to load its target
         return False, f"numba.cuda cannot be loaded ({type(err).__name__}: {err})"
+    if getattr(cuda, "implementation", "") != "NVIDIA":
+        return False, ("the kernels need the numba-cuda package (pip install 'hpctrain[cuda]'); "
+                       "only Numba's deprecated built-in CUDA target is installed")
     if simulated():
         return True, "Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1)"
     try:

@@ -1,5 +1,10 @@
 """The one door to numba.cuda: every CUDA module imports `cuda` from here, never directly.
 
+The kernels need numba-cuda (NVIDIA's CUDA target for Numba, the `cuda` extra), not the
+deprecated target built into Numba itself: they use its `alignment` argument of shared
+arrays, and its simulator accepts that argument (as None) where the built-in one does not.
+`hpctrain.cuda_engine.cuda_available` says which one is installed.
+
 numba-cuda 0.30 (the out-of-tree CUDA target that replaces Numba's built-in one when it is
 installed) still calls `np.row_stack` while its CUDA target loads. NumPy 2.5 removed that
 alias (it was deprecated in 2.0 for `np.vstack`, which it always was), so on the lent GPU

@@ -62,6 +62,8 @@ class BatchStager:
             _, _, index, event = pending
             event.wait(self.stream)
         else:
+            if pending is not None:
+                pending[3].synchronize()      # a prefetch nobody asked for: let it finish
             index = self.last
             self._fill(self.slots[index], X, y, self.stream)
         self.last = index
@@ -74,7 +76,7 @@ class BatchStager:
         The copy goes into the slot the current step is NOT reading, so it overlaps it.
         """
         if self.pending is not None:
-            self.pending[3].synchronize()     # an unused prefetch still copying from there
+            self.pending[3].synchronize()     # an unused prefetch may still copy from there
         index = 1 - self.last
         self._fill(self.slots[index], X, y, self.copy_stream)
         event = cuda.event()
