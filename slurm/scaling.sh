@@ -89,6 +89,7 @@ is_count() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
 for v in "$features" "$batch_size" "$global_batch" "$steps" "$repeats"; do
     is_count "$v" || die "expected a positive integer, got '$v'"
 done
+[ "$steps" -ge 2 ] || die "--steps must be at least 2 (the first is warm-up)"
 if [ -n "$per_node" ] && ! is_count "$per_node"; then
     die "--tasks-per-node must be positive"
 fi
@@ -141,7 +142,10 @@ read -r -a extra_sbatch <<< "$sbatch_args"
 # ------------------------------------------------------------------ submitting
 # submit ARGS...: sbatch --parsable ARGS, and print the job id. In a dry run, print the
 # command (and a script given on stdin, marked by a last argument of -) and a placeholder id.
+# --export=ALL: the jobs read HPCTRAIN_* from the environment, also at sites that set
+# SBATCH_EXPORT=NONE.
 submit() {
+    set -- --export=ALL "$@"
     if [ "$dry_run" = 1 ]; then
         local arg name=job
         for arg in "$@"; do

@@ -74,6 +74,7 @@ def test_report_after_any_keeps_the_report_for_failed_runs(tmp_path):
     (["--mode", "weak", "--tasks", "1,0"], "--tasks must be positive counts"),
     (["--mode", "weak", "--workload", "W3"], "--workload must be W1 or W2"),
     (["--mode", "weak", "--bogus", "1"], "unknown option --bogus"),
+    (["--mode", "weak", "--steps", "1"], "--steps must be at least 2"),
     (["--mode", "weak", "--data", "/no/such/dataset"], "no such directory"),
 ])
 def test_scaling_sh_usage_errors(tmp_path, args, message):
