@@ -46,8 +46,8 @@ def scale_by_derivative(dA, A, code):
     if code == RELU:
         for r in range(n):
             for c in range(o):
-                if A[r, c] <= 0:
-                    dA[r, c] = 0
+                # a select, not a branch around the store: this form vectorises
+                dA[r, c] = dA[r, c] if A[r, c] > 0 else 0
     elif code == TANH:
         for r in range(n):
             for c in range(o):
