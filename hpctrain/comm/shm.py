@@ -67,6 +67,30 @@ def my_slice(n: int, itemsize: int, parts: int, part: int) -> tuple[int, int]:
     return lo, min(lo + chunk, n)
 
 
+class Plan:
+    """Everything one (length, dtype) needs on one window, made once: no per-call set-up.
+
+    A small message costs little more than its two barriers only if the call does not
+    rebuild views, slice bounds and address checks every time.
+    """
+
+    __slots__ = ("rows", "result", "mine", "total", "lo", "hi", "last_buf", "last_is_mine")
+
+    def __init__(self, rows, result, n: int, node_rank: int):
+        self.rows, self.result = rows, result
+        self.mine = rows[node_rank, :n]
+        self.total = _read_only(result[:n])
+        self.lo, self.hi = my_slice(n, rows.itemsize, rows.shape[0], node_rank)
+        self.last_buf, self.last_is_mine = None, False
+
+    def is_mine(self, buf) -> bool:
+        """Is buf this rank's row (from buffer())? Remembered for the last buffer object."""
+        if buf is not self.last_buf:
+            self.last_buf = buf
+            self.last_is_mine = buf.ctypes.data == self.mine.ctypes.data
+        return self.last_is_mine
+
+
 class Window:
     """One shared window of a node: `ranks` input rows and one result row of `row_bytes` each."""
 
@@ -74,23 +98,32 @@ class Window:
         from mpi4py import MPI
 
         self.node, self.row_bytes = node, row_bytes
-        ranks = node.Get_size()
+        self.ranks, self.node_rank = node.Get_size(), node.Get_rank()
         # Node rank 0 allocates everything, so the rows form one contiguous 2-D array.
-        size = (ranks + 1) * row_bytes if node.Get_rank() == 0 else 0
+        size = (self.ranks + 1) * row_bytes if self.node_rank == 0 else 0
         self.win = MPI.Win.Allocate_shared(size, 1, comm=node)
         memory, _ = self.win.Shared_query(0)
-        self.bytes = np.frombuffer(memory, dtype=np.uint8)[: (ranks + 1) * row_bytes]
+        self.bytes = np.frombuffer(memory, dtype=np.uint8)[: (self.ranks + 1) * row_bytes]
         # A passive epoch for the window's lifetime: Sync() orders our loads and stores.
         self.win.Lock_all(MPI.MODE_NOCHECK)
-        self._views = {}
+        self.lent = False     # a row was handed out by buffer(): never free while comm lives
+        self._views, self._plans = {}, {}
 
     def views(self, dtype) -> tuple[np.ndarray, np.ndarray]:
         """(input rows (ranks, m), result row (m,)) typed as `dtype`."""
         if dtype not in self._views:
-            ranks = self.node.Get_size()
-            typed = self.bytes.view(dtype).reshape(ranks + 1, -1)
-            self._views[dtype] = (typed[:ranks], typed[ranks])
+            typed = self.bytes.view(dtype).reshape(self.ranks + 1, -1)
+            self._views[dtype] = (typed[:self.ranks], typed[self.ranks])
         return self._views[dtype]
+
+    def plan(self, n: int, dtype) -> Plan:
+        key = (n, dtype)
+        plan = self._plans.get(key)
+        if plan is None:
+            if len(self._plans) > 64:  # many sizes (a benchmark sweep): keep it bounded
+                self._plans.clear()
+            plan = self._plans[key] = Plan(*self.views(dtype), n, self.node_rank)
+        return plan
 
     def sync(self) -> None:
         """Everyone's stores before the call are visible to everyone's loads after it."""
@@ -102,7 +135,10 @@ class Window:
         if self.win is not None:
             self.win.Unlock_all()
             self.win.Free()
-            self.win, self.bytes, self._views = None, None, {}
+            self.win, self.bytes, self._views, self._plans = None, None, {}, {}
+
+
+_last = (None, None)   # the last communicator used and its state: cheaper than Get_attr
 
 
 class ShmAllreduce:
@@ -111,14 +147,21 @@ class ShmAllreduce:
     def __init__(self, comm):
         self.comm = comm
         self.topo = topology.of(comm)
+        self.size = comm.Get_size()
+        self.node_size = self.topo.node.Get_size()
         self.window = None
         self.retired = []    # windows whose rows were handed out by buffer(): freed at close
 
     @classmethod
     def of(cls, comm) -> "ShmAllreduce":
+        global _last
+        if comm is _last[0]:
+            return _last[1]
         state = topology.comm_state(comm)
         if "shm" not in state:
             state["shm"] = cls(comm)
+        # Holding comm here also keeps its id from being reused by another communicator.
+        _last = (comm, state["shm"])
         return state["shm"]
 
     def _ensure(self, nbytes: int) -> Window:
@@ -129,7 +172,7 @@ class ShmAllreduce:
             old = 0 if window is None else window.row_bytes
             row_bytes = _round_up(max(nbytes, 2 * old), PAGE)
             if window is not None:
-                if getattr(window, "lent", False):
+                if window.lent:
                     self.retired.append(window)
                 else:
                     window.close()
@@ -142,17 +185,16 @@ class ShmAllreduce:
         The array stays valid for the life of the communicator, also if the window grows.
         """
         dtype = np.dtype(dtype)
-        if self.topo.node.Get_size() == 1:
+        if self.node_size == 1:
             return np.zeros(n, dtype=dtype)
         window = self._ensure(n * dtype.itemsize)
         window.lent = True
-        rows, _ = window.views(dtype)
-        return rows[self.topo.node.Get_rank(), :n]
+        return window.plan(n, dtype).mine
 
     def __call__(self, buf: np.ndarray) -> None:
         """Sum buf over the communicator, in place."""
         total = self.sum_view(buf)
-        if total.ctypes.data != buf.ctypes.data:
+        if total is not buf and total.base is not buf:
             np.copyto(buf, total)
 
     def sum_view(self, buf: np.ndarray) -> np.ndarray:
@@ -162,27 +204,24 @@ class ShmAllreduce:
         result row only after every rank has entered it). buf afterwards holds either its
         input or the sum.
         """
-        if buf.size == 0 or self.comm.Get_size() == 1:
+        if buf.size == 0 or self.size == 1:
             return _read_only(buf)
         topo = self.topo
-        if topo.node.Get_size() == 1:
+        if self.node_size == 1:
             inter_node(topo.leaders, buf)
             return _read_only(buf)
         window = self._ensure(buf.nbytes)
-        rows, result = window.views(buf.dtype)
-        me, n = topo.node.Get_rank(), buf.size
-        mine = rows[me, :n]
-        if mine.ctypes.data != buf.ctypes.data:
-            np.copyto(mine, buf)
+        plan = window.plan(buf.size, buf.dtype)
+        if not plan.is_mine(buf):
+            np.copyto(plan.mine, buf)
         window.sync()
-        lo, hi = my_slice(n, buf.itemsize, topo.node.Get_size(), me)
-        sum_rows(rows, result, lo, hi)
+        sum_rows(plan.rows, plan.result, plan.lo, plan.hi)
         window.sync()
         if topo.nodes > 1:
             if topo.is_leader:
-                inter_node(topo.leaders, result[:n])
+                inter_node(topo.leaders, plan.result[:buf.size])
             window.sync()
-        return _read_only(result[:n])
+        return plan.total
 
     def close(self) -> None:
         for window in [self.window, *self.retired]:
