@@ -192,8 +192,9 @@ _last = (None, None)
 
 def _state(comm) -> AutoState:
     global _last
-    if comm is _last[0]:
-        return _last[1]
+    last = _last  # one read: another thread may replace _last between two
+    if comm is last[0]:
+        return last[1]
     state = topology.comm_state(comm)
     if "auto" not in state:
         state["auto"] = AutoState(comm)

@@ -155,8 +155,9 @@ class ShmAllreduce:
     @classmethod
     def of(cls, comm) -> "ShmAllreduce":
         global _last
-        if comm is _last[0]:
-            return _last[1]
+        last = _last  # one read: another thread may replace _last between two
+        if comm is last[0]:
+            return last[1]
         state = topology.comm_state(comm)
         if "shm" not in state:
             state["shm"] = cls(comm)
