@@ -1,0 +1,95 @@
+"""Worker: bad allreduce buffers must raise on every rank (or abort the job), never hang.
+
+`mpiexec -n P python comm_errors.py MODE`:
+- first-call: each bad case below, for every algorithm, is the first call for its key: every
+  rank must raise InputError (printed as `rank R: <case>: <message>`), then a good allreduce
+  proves the ranks are still in step; finally the last error escapes the way the CLI reports
+  it (rank 0 prints it) and every rank exits 2.
+- later-read-only: after a good call, rank 1 alone passes a read-only buffer of the same key:
+  it cannot warn the others without a collective, so the job must abort (non-zero exit).
+- later-length: with HPCTRAIN_ALLREDUCE_CHECK=always in the environment, after a good call
+  the last rank alone passes one element more: every rank raises, exit 2.
+"""
+
+import os
+import sys
+
+import numpy as np
+from mpi4py import MPI
+
+from hpctrain.cli import report_error
+from hpctrain.comm import ALGORITHMS, get_allreduce
+from hpctrain.errors import EXIT_BAD_INPUT, InputError
+
+
+def say(line: str) -> None:
+    """One write per line: ranks' lines reach mpiexec's output whole, never interleaved."""
+    os.write(1, (line + "\n").encode())
+
+
+def bad_buffers(rank: int, p: int) -> dict:
+    """case name -> this rank's buffer (only some ranks' buffers are bad)."""
+    good = np.ones(10, dtype=np.float32)
+    last = p - 1
+    read_only = good.copy()
+    read_only.flags.writeable = False
+    return {
+        "not-contiguous": np.ones(20, dtype=np.float32)[::2] if rank == last else good,
+        "read-only": read_only if rank == last else good,
+        "int-dtype": np.ones(10, dtype=np.int32),
+        "byte-order": np.ones(10, dtype=">f4") if rank == last else good,
+        "not-array": [1.0] * 10 if rank == last else good,
+        "dtype-mismatch": np.ones(10, dtype=np.float64) if rank == last else good,
+        "length-mismatch": np.ones(11, dtype=np.float32) if rank == last else good,
+    }
+
+
+def first_call(comm) -> None:
+    rank, p = comm.Get_rank(), comm.Get_size()
+    last_error = None
+    for name in sorted(ALGORITHMS):
+        for case, buf in bad_buffers(rank, p).items():
+            # A fresh communicator each time, so that this really is the first call.
+            fresh = comm.Dup()
+            try:
+                ALGORITHMS[name](fresh, buf)
+                say(f"rank {rank}: {name} {case}: NOT RAISED")
+            except InputError as err:
+                say(f"rank {rank}: {name} {case}: {err}")
+                last_error = err
+            fresh.Free()
+    try:
+        get_allreduce("no-such-algorithm")
+    except InputError as err:
+        say(f"rank {rank}: unknown: {err}")
+    total = np.full(5, rank + 1.0)
+    get_allreduce("ring")(comm, total)
+    say(f"rank {rank}: after errors sum {total[0]:g}")
+    report_error(last_error)
+    sys.exit(EXIT_BAD_INPUT)
+
+
+def later_call(comm, mode: str) -> None:
+    rank, p = comm.Get_rank(), comm.Get_size()
+    allreduce = get_allreduce("ring")
+    allreduce(comm, np.ones(10, dtype=np.float32))
+    buf = np.ones(10, dtype=np.float32)
+    if mode == "later-read-only" and rank == 1:
+        buf.flags.writeable = False
+    if mode == "later-length" and rank == p - 1:
+        buf = np.ones(11, dtype=np.float32)
+    try:
+        allreduce(comm, buf)
+    except InputError as err:
+        say(f"rank {rank}: raised")
+        report_error(err)
+        sys.exit(EXIT_BAD_INPUT)
+    say(f"rank {rank}: NOT RAISED")
+
+
+if __name__ == "__main__":
+    mode = sys.argv[1]
+    if mode == "first-call":
+        first_call(MPI.COMM_WORLD)
+    else:
+        later_call(MPI.COMM_WORLD, mode)
