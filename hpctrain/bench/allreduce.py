@@ -1,0 +1,265 @@
+"""`hpctrain bench allreduce`: time each allreduce algorithm per message size, nccl-tests style.
+
+Run under `mpiexec -n P`. For every size and algorithm: fill a buffer with fresh random
+values, run the algorithm once and check the sum against a float64 reference (and that every
+rank holds the same bits) before timing anything; then `--warmup` untimed calls and
+`--repeats` timed calls, each after a barrier. A call's time is the slowest rank's; the
+reported time is the median over the repeats. Columns (docs/PERFORMANCE.md explains them):
+time, algbw = bytes / time, busbw = algbw * 2(p-1)/p, and busbw relative to `native`.
+Only rank 0 prints and writes files.
+"""
+
+import os
+import re
+import zlib
+
+import click
+
+from .. import runtime
+from ..errors import InputError, RunFailed
+from ..parallel import abort_on_failure, collective_check
+
+DEFAULT_SIZES = "4K,64K,1M,8M,64M"
+UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+PLOT_FORMATS = (".png", ".pdf", ".svg")
+CSV_COLUMNS = ("ranks", "dtype", "size_bytes", "count", "algorithm", "time_us", "algbw_GBps",
+               "busbw_GBps", "busbw_vs_native", "repeats", "warmup", "mpi")
+
+
+@click.command()
+@click.option("--sizes", default=DEFAULT_SIZES, show_default=True,
+              help="Message sizes in bytes, comma-separated; K, M, G mean 2^10, 2^20, 2^30.")
+@click.option("--algorithms", default="ring,tree,native", show_default=True,
+              help="Registered allreduce algorithms, comma-separated.")
+@click.option("--repeats", default=20, show_default=True, type=click.IntRange(min=1),
+              help="Timed calls per size and algorithm (the median is reported).")
+@click.option("--warmup", default=5, show_default=True, type=click.IntRange(min=0),
+              help="Untimed calls before the timed ones.")
+@click.option("--dtype", default="float32", show_default=True,
+              type=click.Choice(["float32", "float64"]))
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False),
+              help="Append one row per size and algorithm to this CSV file.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
+              help="Draw busbw against size (.png/.pdf/.svg; needs matplotlib).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the random inputs.")
+def allreduce(sizes, algorithms, repeats, warmup, dtype, csv_path, plot_path, seed):
+    """Time the allreduce algorithms; run it under mpiexec -n P."""
+    runtime.configure()
+    from ..parallel import world
+
+    comm = world()
+    names, byte_sizes = collective_check(
+        comm, parse_request, comm.Get_rank(), sizes, algorithms, dtype, csv_path, plot_path)
+    with abort_on_failure(comm):
+        rows = run_all(comm, names, byte_sizes, dtype, repeats, warmup, seed)
+    if comm.Get_rank() == 0:
+        write_outputs(rows, csv_path, plot_path)
+
+
+def parse_request(rank, sizes, algorithms, dtype, csv_path, plot_path):
+    """(algorithm names, sizes in bytes), or InputError naming the flag or file."""
+    import numpy as np
+
+    from ..comm import get_allreduce
+
+    names = split_list(algorithms, "--algorithms")
+    for name in names:
+        get_allreduce(name)
+    itemsize = np.dtype(dtype).itemsize
+    byte_sizes = [parse_size(text, itemsize) for text in split_list(sizes, "--sizes")]
+    if rank == 0:  # only rank 0 writes, so only its file system matters
+        check_output_path(csv_path, (".csv", ".txt", ""))
+        check_output_path(plot_path, PLOT_FORMATS)
+    return names, byte_sizes
+
+
+def split_list(text: str, flag: str) -> list[str]:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise InputError(f"{flag}: give at least one value")
+    return list(dict.fromkeys(items))  # in the order given, without repeats
+
+
+def parse_size(text: str, itemsize: int) -> int:
+    """'64K' -> 65536 bytes; a positive whole number of elements."""
+    match = re.fullmatch(r"(\d+)\s*([KMG]?)(I?B)?", text.strip().upper())
+    if match is None:
+        raise InputError(f"--sizes: cannot read {text!r} (use e.g. 4096, 64K, 1M)")
+    size = int(match.group(1)) * UNITS[match.group(2)]
+    if size <= 0 or size % itemsize:
+        raise InputError(f"--sizes: {text} is not a positive multiple of {itemsize} bytes")
+    return size
+
+
+def check_output_path(path, suffixes) -> None:
+    if path is None:
+        return
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix not in suffixes:
+        raise InputError(f"expected one of {', '.join(s or 'no suffix' for s in suffixes)}",
+                         path=path)
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise InputError("directory does not exist", path=parent)
+
+
+def run_all(comm, names, byte_sizes, dtype, repeats, warmup, seed) -> list[dict]:
+    """Check, then time, every (size, algorithm); rows as dicts (identical on every rank)."""
+    import numpy as np
+
+    from ..comm import get_allreduce
+
+    rows = []
+    if comm.Get_rank() == 0:
+        print(header(comm, dtype, repeats, warmup), flush=True)
+    for index, size in enumerate(byte_sizes):
+        inputs = Inputs(comm, np.dtype(dtype), size, seed, index)
+        for name in names:
+            check_result(comm, name, get_allreduce(name), inputs)
+            seconds = time_calls(comm, get_allreduce(name), inputs, repeats, warmup)
+            rows.append(make_row(comm.Get_size(), inputs, name, seconds, repeats, warmup))
+        add_ratios(rows, size)
+        if comm.Get_rank() == 0:
+            for row in rows:
+                if row["size_bytes"] == size:
+                    print(format_row(row), flush=True)
+        del inputs
+    return rows
+
+
+class Inputs:
+    """One size's random inputs on this rank, the buffer to reduce, and the float64 total."""
+
+    def __init__(self, comm, dtype, size: int, seed: int, index: int):
+        import numpy as np
+        from mpi4py import MPI
+
+        count, p = size // dtype.itemsize, comm.Get_size()
+        rng = np.random.default_rng([seed, comm.Get_rank(), index])
+        # In [-1, 1): any sum order is within p * (p * eps) of the exact total.
+        self.data = rng.uniform(-1.0, 1.0, count).astype(dtype)
+        self.buf = np.empty_like(self.data)
+        self.total = self.data.astype(np.float64)
+        comm.Allreduce(MPI.IN_PLACE, self.total, op=MPI.SUM)  # MPI's sum, in float64
+        self.tolerance = p * p * float(np.finfo(dtype).eps)
+
+    def reset(self) -> None:
+        """The inputs again: repeated in-place sums would grow without bound."""
+        self.buf[:] = self.data
+
+
+def check_result(comm, name, fn, inputs: Inputs) -> None:
+    """One call, compared with the reference on every rank; RunFailed everywhere if wrong."""
+    import numpy as np
+
+    inputs.reset()
+    fn(comm, inputs.buf)
+    error = float(np.max(np.abs(inputs.buf - inputs.total), initial=0.0))
+    digests = comm.allgather(zlib.crc32(inputs.buf))
+    errors = comm.allgather(error)
+    worst = max(errors)
+    if worst > inputs.tolerance or np.isnan(worst):
+        raise RunFailed(f"{name} gave wrong sums at {inputs.buf.nbytes} bytes: max error "
+                        f"{worst:.3g} on rank {errors.index(worst)} (tolerance "
+                        f"{inputs.tolerance:.3g})")
+    if len(set(digests)) > 1:
+        raise RunFailed(f"{name} left different bits on different ranks at "
+                        f"{inputs.buf.nbytes} bytes")
+
+
+def time_calls(comm, fn, inputs: Inputs, repeats: int, warmup: int) -> float:
+    """Median over the timed calls of the slowest rank's time for the call, in seconds."""
+    import numpy as np
+    from mpi4py import MPI
+
+    for _ in range(warmup):
+        inputs.reset()
+        fn(comm, inputs.buf)
+    times = np.empty(repeats)
+    for i in range(repeats):
+        inputs.reset()
+        comm.Barrier()
+        start = MPI.Wtime()
+        fn(comm, inputs.buf)
+        times[i] = MPI.Wtime() - start
+    comm.Allreduce(MPI.IN_PLACE, times, op=MPI.MAX)
+    return float(np.median(times))
+
+
+def make_row(p, inputs: Inputs, name, seconds, repeats, warmup) -> dict:
+    from mpi4py import MPI
+
+    size = inputs.buf.nbytes
+    algbw = size / seconds / 1e9
+    return {
+        "ranks": p, "dtype": inputs.buf.dtype.name, "size_bytes": size,
+        "count": inputs.buf.size, "algorithm": name, "time_us": seconds * 1e6, "algbw_GBps": algbw,
+        "busbw_GBps": algbw * bus_factor(p), "busbw_vs_native": None,
+        "repeats": repeats, "warmup": warmup, "mpi": mpi_library(MPI),
+    }
+
+
+def bus_factor(p: int) -> float:
+    """Bytes each rank's link carries per byte reduced, for a bandwidth-optimal allreduce."""
+    return 2.0 * (p - 1) / p
+
+
+def add_ratios(rows, size) -> None:
+    """busbw / native's busbw at the same size, when native ran (ratios of times, so p=1 too)."""
+    same = [row for row in rows if row["size_bytes"] == size]
+    native = next((row for row in same if row["algorithm"] == "native"), None)
+    if native is None:
+        return
+    for row in same:
+        row["busbw_vs_native"] = native["time_us"] / row["time_us"]
+
+
+def mpi_library(MPI) -> str:
+    return MPI.Get_library_version().strip().splitlines()[0].strip()
+
+
+def header(comm, dtype, repeats, warmup) -> str:
+    from mpi4py import MPI
+
+    columns = (f"{'size(B)':>12} {'count':>11} {'algorithm':>10} {'time(us)':>11} "
+               f"{'algbw(GB/s)':>12} {'busbw(GB/s)':>12} {'vs native':>10}")
+    return (f"# allreduce, in place, {comm.Get_size()} ranks, {dtype}, {mpi_library(MPI)}\n"
+            f"# each: checked against a float64 sum, {warmup} warm-up calls, median of "
+            f"{repeats} timed calls (slowest rank per call, barrier before each)\n"
+            f"#{columns[1:]}")
+
+
+def format_row(row) -> str:
+    ratio = row["busbw_vs_native"]
+    return (f"{row['size_bytes']:>12} {row['count']:>11} {row['algorithm']:>10} "
+            f"{row['time_us']:>11.1f} {row['algbw_GBps']:>12.3f} {row['busbw_GBps']:>12.3f} "
+            f"{'-' if ratio is None else f'{ratio:.2f}':>10}")
+
+
+def write_outputs(rows, csv_path, plot_path) -> None:
+    if csv_path:
+        append_csv(rows, csv_path)
+    if plot_path:
+        from .allreduce_plot import plot_busbw
+
+        if not plot_busbw(rows, plot_path):
+            click.echo("hpctrain: warning: matplotlib is not installed; no plot written",
+                       err=True)
+
+
+def append_csv(rows, path) -> None:
+    import csv
+
+    new = not os.path.exists(path) or os.path.getsize(path) == 0
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+        if new:
+            writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _csv_value(v) for k, v in row.items()})
+
+
+def _csv_value(value):
+    if value is None:
+        return ""
+    return f"{value:.6g}" if isinstance(value, float) else value
