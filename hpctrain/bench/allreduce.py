@@ -215,7 +215,8 @@ def add_ratios(rows, size) -> None:
 
 
 def mpi_library(MPI) -> str:
-    return MPI.Get_library_version().strip().splitlines()[0].strip()
+    """The library's first version line, e.g. 'Open MPI v4.1.6, ...' or 'MPICH Version: 5.0.2'."""
+    return " ".join(MPI.Get_library_version().strip().splitlines()[0].split())
 
 
 def header(comm, dtype, repeats, warmup) -> str:
