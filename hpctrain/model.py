@@ -72,10 +72,10 @@ class MLP:
 
     def __init__(self, features, hidden=(64,), activation="relu", task="binary", classes=2):
         activations, tasks = _codes()
-        if activation not in activations:
+        if not isinstance(activation, str) or activation not in activations:
             raise InputError(f"unknown activation {activation!r}; "
                              f"choose from {', '.join(activations)}")
-        if task not in tasks:
+        if not isinstance(task, str) or task not in tasks:
             raise InputError(f"unknown task {task!r}; choose from {', '.join(tasks)}")
         self.features = _positive_int(features, "the feature count")
         self.hidden = _hidden_sizes(hidden)

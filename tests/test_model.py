@@ -181,6 +181,8 @@ def test_spec_round_trips():
 @pytest.mark.parametrize("kwargs, message", [
     ({"activation": "gelu"}, "unknown activation 'gelu'"),
     ({"task": "ranking"}, "unknown task 'ranking'"),
+    ({"activation": ["relu"]}, "unknown activation"),
+    ({"task": None}, "unknown task"),
     ({"features": 0}, "feature count must be a positive integer"),
     ({"features": 2.5}, "feature count must be a positive integer"),
     ({"hidden": (8, 0)}, "hidden layer size must be a positive integer"),
