@@ -16,12 +16,13 @@ from hpctrain.errors import InputError
 
 WORKER = os.path.join(os.path.dirname(__file__), "mpi", "shm_allreduce.py")
 
-# ranks -> layouts ("real" or a HPCTRAIN_FAKE_NODES value) with the node sizes to expect
+# ranks -> layouts ("real" or a HPCTRAIN_FAKE_NODES value), the node sizes to expect and
+# optionally HPCTRAIN_SHM_CHUNK_BYTES (4096: 100_003 floats take 98 to 196 pipeline steps)
 LAYOUTS = {
     1: ["real:1"],
-    2: ["real:2", "1+1:1,1"],
-    3: ["real:3", "1+1+1:1,1,1", "2,1:2,1"],
-    4: ["real:4", "2x2:2,2", "3+1:3,1"],
+    2: ["real:2:4096", "1+1:1,1"],
+    3: ["real:3:4096", "1+1+1:1,1,1", "2,1:2,1"],
+    4: ["real:4:4096", "2x2:2,2", "3+1:3,1"],
     5: ["real:5", "2+3:2,3"],
 }
 
@@ -30,6 +31,7 @@ LAYOUTS = {
 def test_shm_and_auto_under_mpiexec(ranks, tmp_path):
     env = child_env(XDG_CACHE_HOME=tmp_path / "cache", HPCTRAIN_AUTO_BUDGET_S=0.02)
     env.pop(topology.FAKE_NODES_VAR, None)
+    env.pop(shm.CHUNK_VAR, None)
     proc = check(run_mpi_script(ranks, WORKER, [ranks, *LAYOUTS[ranks]], timeout=120, env=env))
     assert proc.stdout.startswith("ok "), proc.stdout
 
@@ -69,6 +71,31 @@ def test_sum_rows_adds_in_row_order(dtype):
         expected += row   # the same order, so the same bits
     assert np.array_equal(out[lo:hi], expected[lo:hi])
     assert np.isnan(out[:lo]).all() and np.isnan(out[hi:]).all()
+
+
+@pytest.mark.parametrize("n, chunk", [(0, 16), (1, 16), (100, 16), (100, 1000), (1001, 48)])
+def test_pipeline_pieces_cover_the_buffer_once(n, chunk):
+    for parts in (1, 3, 4):
+        for part in range(parts):
+            found = shm.pieces(n, chunk, 4, parts, part)
+            assert [start for start, *_ in found] == list(range(0, n, chunk))
+            assert all(start <= lo <= hi <= stop for start, stop, lo, hi in found)
+        mine = [np.arange(0)] + [np.arange(lo, hi) for part in range(parts)
+                for _, _, lo, hi in shm.pieces(n, chunk, 4, parts, part)]
+        assert np.array_equal(np.sort(np.concatenate(mine)), np.arange(n))
+
+
+def test_chunk_setting(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    monkeypatch.delenv(shm.CHUNK_VAR, raising=False)
+    assert shm.chunk_bytes(16) == shm._round_up((8 << 20) // 17, shm.ALIGN)
+    assert shm.chunk_bytes(2) == 1 << 20
+    assert shm.chunk_bytes(17) == 0       # more ranks than cores: no pipeline
+    monkeypatch.setenv(shm.CHUNK_VAR, "1000")
+    assert shm.chunk_bytes(17) == 1024    # asked for: on a cache line
+    monkeypatch.setenv(shm.CHUNK_VAR, "-5")
+    with pytest.raises(InputError, match=shm.CHUNK_VAR):
+        shm.chunk_bytes(4)
 
 
 def test_size_classes():

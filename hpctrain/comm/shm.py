@@ -18,21 +18,31 @@ leaders run `ring` on the node's result row between the two last steps, then a b
 The result row is separate from the input rows so that two barriers per call suffice: a rank
 may already copy its next buffer in while slower ranks still copy the previous result out.
 
+Large messages go through these steps in chunks, pipelined (`_pipeline`): while a rank reduces
+chunk k it copies chunk k+1 in and chunk k-1 out, one barrier per chunk, so the chunks in flight
+stay in cache instead of making three round trips to memory (HPCTRAIN_SHM_CHUNK_BYTES).
+
 Copies are the cost (docs/PERFORMANCE.md, "shm and auto"), and two of them can go:
 `buffer(comm, n, dtype)` hands out this rank's input row itself, so that a gradient computed
 into it needs no copy in, and `sum_view(comm, buf)` returns the result row itself (read-only)
 instead of copying it out.
 """
 
+import os
+
 import numpy as np
 from numba import njit
 
+from ..errors import InputError
+from ..parallel import collective_check
 from . import topology
 from .ring import ring_allreduce
 
+CHUNK_VAR = "HPCTRAIN_SHM_CHUNK_BYTES"
 ALIGN = 64            # bytes: each rank's slice starts on a cache line
 PAGE = 4096           # bytes: rows start on a page (first touch places it near its writer)
 BLOCK = 2048          # elements summed per block: the block of the result stays in L1
+MIN_CHUNKS = 4        # fewer chunks than this: one step, no pipeline
 
 
 @njit(cache=True, nogil=True)
@@ -56,6 +66,25 @@ def sum_rows(rows, out, lo, hi):
             _add(dst, rows[r, start:stop])
 
 
+def chunk_bytes(ranks: int) -> int:
+    """Bytes per row that one pipeline step handles: HPCTRAIN_SHM_CHUNK_BYTES, else about
+    8 MiB over all rows (two steps in flight fit a shared L3), within 64 KiB .. 1 MiB.
+    0 turns the pipeline off (one step, two barriers, for any size); so does a node with
+    more ranks than cores, where every extra barrier waits for a rank to be scheduled."""
+    text = os.environ.get(CHUNK_VAR, "").strip()
+    if text:
+        wanted = int(text) if text.isdigit() else -1
+        if wanted < 0:
+            err = InputError(f"{CHUNK_VAR}={text!r}: expected a whole number of bytes (0: off)")
+            err.collective = True  # every rank reads the same variable: rank 0 reports it
+            raise err
+    elif ranks > (os.cpu_count() or 1):
+        wanted = 0
+    else:
+        wanted = min(max((8 << 20) // (ranks + 1), 64 << 10), 1 << 20)
+    return _round_up(wanted, ALIGN)
+
+
 def _round_up(x: int, unit: int) -> int:
     return -(-x // unit) * unit
 
@@ -74,13 +103,18 @@ class Plan:
     rebuild views, slice bounds and address checks every time.
     """
 
-    __slots__ = ("rows", "result", "mine", "total", "lo", "hi", "last_buf", "last_is_mine")
+    __slots__ = ("rows", "result", "mine", "total", "whole", "chunks", "last_buf",
+                 "last_is_mine")
 
-    def __init__(self, rows, result, n: int, node_rank: int):
+    def __init__(self, rows, result, n: int, node_rank: int, chunk: int):
         self.rows, self.result = rows, result
         self.mine = rows[node_rank, :n]
         self.total = _read_only(result[:n])
-        self.lo, self.hi = my_slice(n, rows.itemsize, rows.shape[0], node_rank)
+        self.whole = pieces(n, n, rows.itemsize, rows.shape[0], node_rank)
+        # A message of a few chunks fits the cache anyway: barriers would only cost.
+        pipelined = chunk and n >= MIN_CHUNKS * chunk
+        self.chunks = pieces(n, chunk, rows.itemsize, rows.shape[0], node_rank) \
+            if pipelined else self.whole
         self.last_buf, self.last_is_mine = None, False
 
     def is_mine(self, buf) -> bool:
@@ -91,13 +125,23 @@ class Plan:
         return self.last_is_mine
 
 
+def pieces(n: int, chunk: int, itemsize: int, parts: int, part: int) -> list:
+    """(start, stop, lo, hi) per chunk of `chunk` elements: [lo, hi) is this rank's slice."""
+    found = []
+    for start in range(0, n, max(chunk, 1)):
+        stop = min(start + chunk, n)
+        lo, hi = my_slice(stop - start, itemsize, parts, part)
+        found.append((start, stop, start + lo, start + hi))
+    return found
+
+
 class Window:
     """One shared window of a node: `ranks` input rows and one result row of `row_bytes` each."""
 
-    def __init__(self, node, row_bytes: int):
+    def __init__(self, node, row_bytes: int, chunk_bytes: int):
         from mpi4py import MPI
 
-        self.node, self.row_bytes = node, row_bytes
+        self.node, self.row_bytes, self.chunk_bytes = node, row_bytes, chunk_bytes
         self.ranks, self.node_rank = node.Get_size(), node.Get_rank()
         # Node rank 0 allocates everything, so the rows form one contiguous 2-D array.
         size = (self.ranks + 1) * row_bytes if self.node_rank == 0 else 0
@@ -122,7 +166,8 @@ class Window:
         if plan is None:
             if len(self._plans) > 64:  # many sizes (a benchmark sweep): keep it bounded
                 self._plans.clear()
-            plan = self._plans[key] = Plan(*self.views(dtype), n, self.node_rank)
+            chunk = self.chunk_bytes // dtype.itemsize
+            plan = self._plans[key] = Plan(*self.views(dtype), n, self.node_rank, chunk)
         return plan
 
     def sync(self) -> None:
@@ -149,6 +194,10 @@ class ShmAllreduce:
         self.topo = topology.of(comm)
         self.size = comm.Get_size()
         self.node_size = self.topo.node.Get_size()
+        # A bad setting fails on every rank of every node; a good one is the node rank 0's,
+        # since the ranks of a node must run the same pipeline steps.
+        setting = collective_check(comm, chunk_bytes, self.node_size)
+        self.chunk_bytes = self.topo.node.bcast(setting)
         self.window = None
         self.retired = []    # windows whose rows were handed out by buffer(): freed at close
 
@@ -177,7 +226,7 @@ class ShmAllreduce:
                     self.retired.append(window)
                 else:
                     window.close()
-            self.window = window = Window(self.topo.node, row_bytes)
+            self.window = window = Window(self.topo.node, row_bytes, self.chunk_bytes)
         return window
 
     def buffer(self, n: int, dtype=np.float32) -> np.ndarray:
@@ -194,9 +243,17 @@ class ShmAllreduce:
 
     def __call__(self, buf: np.ndarray) -> None:
         """Sum buf over the communicator, in place."""
-        total = self.sum_view(buf)
-        if total is not buf and total.base is not buf:
-            np.copyto(buf, total)
+        if buf.size == 0 or self.size == 1:
+            return
+        if self.node_size == 1:
+            inter_node(self.topo.leaders, buf)
+            return
+        window = self._ensure(buf.nbytes)
+        plan = window.plan(buf.size, buf.dtype)
+        if self.topo.nodes > 1:
+            np.copyto(buf, self._hierarchical(window, plan, buf))
+        else:
+            self._pipeline(window, plan, buf, copy_out=True)
 
     def sum_view(self, buf: np.ndarray) -> np.ndarray:
         """The sum of buf over the communicator, read-only, where it lies: in the window.
@@ -207,21 +264,55 @@ class ShmAllreduce:
         """
         if buf.size == 0 or self.size == 1:
             return _read_only(buf)
-        topo = self.topo
         if self.node_size == 1:
-            inter_node(topo.leaders, buf)
+            inter_node(self.topo.leaders, buf)
             return _read_only(buf)
         window = self._ensure(buf.nbytes)
         plan = window.plan(buf.size, buf.dtype)
+        if self.topo.nodes > 1:
+            return self._hierarchical(window, plan, buf)
+        self._pipeline(window, plan, buf, copy_out=False)
+        return plan.total
+
+    def _pipeline(self, window: Window, plan: Plan, buf, copy_out: bool) -> None:
+        """One node: chunk by chunk, each chunk's copy in, reduce and copy out overlapping.
+
+        After the barrier that ends step k, every rank has copied chunk k in and reduced
+        chunk k-1, so in step k+1 it may copy chunk k-1 out, reduce chunk k and copy chunk
+        k+1 in: one barrier per chunk (plus one), and the chunks in flight stay in cache
+        between the rank that writes them and the ranks that read them. Chunks live at
+        their own offsets of the full rows, so nothing is overwritten that someone reads.
+        """
+        copy_in = not plan.is_mine(buf)
+        chunks, rows, result, mine = plan.chunks, plan.rows, plan.result, plan.mine
+        if copy_in:
+            start, stop = chunks[0][:2]
+            np.copyto(mine[start:stop], buf[start:stop])
+        for k, (_, _, lo, hi) in enumerate(chunks):
+            window.sync()
+            if copy_out and k:
+                start, stop = chunks[k - 1][:2]
+                np.copyto(buf[start:stop], result[start:stop])
+            sum_rows(rows, result, lo, hi)
+            if copy_in and k + 1 < len(chunks):
+                start, stop = chunks[k + 1][:2]
+                np.copyto(mine[start:stop], buf[start:stop])
+        window.sync()
+        if copy_out:
+            start, stop = chunks[-1][:2]
+            np.copyto(buf[start:stop], result[start:stop])
+
+    def _hierarchical(self, window: Window, plan: Plan, buf) -> np.ndarray:
+        """Several nodes: reduce the node's sum, ring it among the leaders, share it."""
         if not plan.is_mine(buf):
             np.copyto(plan.mine, buf)
         window.sync()
-        sum_rows(plan.rows, plan.result, plan.lo, plan.hi)
+        _, _, lo, hi = plan.whole[0]
+        sum_rows(plan.rows, plan.result, lo, hi)
         window.sync()
-        if topo.nodes > 1:
-            if topo.is_leader:
-                inter_node(topo.leaders, plan.result[:buf.size])
-            window.sync()
+        if self.topo.is_leader:
+            inter_node(self.topo.leaders, plan.result[:buf.size])
+        window.sync()
         return plan.total
 
     def close(self) -> None:

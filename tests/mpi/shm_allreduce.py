@@ -1,13 +1,14 @@
 """Worker: the `shm` and `auto` allreduces on this many ranks, in this node layout.
 
-Run as `mpiexec -n P python shm_allreduce.py SEED LAYOUT:SIZES ...`: for each layout ("real",
-or a HPCTRAIN_FAKE_NODES value like 2x2) the worker sets the variable, makes a new
-communicator (whose node split reads it) and checks that the job sees SIZES ranks per node,
-then runs every case on that communicator. Every case sums fresh random
+Run as `mpiexec -n P python shm_allreduce.py SEED LAYOUT:SIZES[:CHUNK] ...`: for each layout
+("real", or a HPCTRAIN_FAKE_NODES value like 2x2) the worker sets the variable (and
+HPCTRAIN_SHM_CHUNK_BYTES to CHUNK, so that big messages go through many pipeline steps), makes
+a new communicator (whose node split reads them) and checks that the job sees SIZES ranks per
+node, then runs every case on that communicator. Every case sums fresh random
 inputs (seeded by SEED, rank and case); rank 0 gathers every rank's input and result and
 checks the result against a float64 NumPy sum (to the float rounding bound) and that every
 rank holds the same bits. Rank 0 prints `ok CASES` or the failures, and every rank exits with
-the same status. Last, a layout that does not fit must raise InputError on every rank.
+the same status. Last, bad settings must raise InputError on every rank.
 """
 
 import os
@@ -166,26 +167,37 @@ def layout(cases, expected_sizes):
     cases.expect(sizes == expected_sizes, f"node sizes {sizes}, expected {expected_sizes}")
 
 
-def bad_layout(world):
-    """A layout that does not fit the job: InputError on every rank, nobody left waiting."""
-    os.environ[topology.FAKE_NODES_VAR] = f"{world.Get_size() + 1},1"
-    comm, message = world.Dup(), None
-    try:
-        get_allreduce("shm")(comm, np.ones(5))
-    except InputError as err:
-        message = str(err) if getattr(err, "collective", False) else None
-    comm.Free()
-    ok = message is not None and topology.FAKE_NODES_VAR in message
-    return [] if ok else [f"rank {world.Get_rank()}: bad layout gave {message!r}"]
+def bad_settings(world):
+    """A layout that does not fit the job, a chunk size that is not a number: InputError on
+    every rank, nobody left waiting."""
+    failures = []
+    for variable, value in ((topology.FAKE_NODES_VAR, f"{world.Get_size() + 1},1"),
+                            (shm.CHUNK_VAR, "lots")):
+        os.environ[variable] = value
+        comm, message = world.Dup(), None
+        try:
+            get_allreduce("shm")(comm, np.ones(5))
+        except InputError as err:
+            message = str(err) if getattr(err, "collective", False) else None
+        comm.Free()
+        del os.environ[variable]
+        if message is None or variable not in message:
+            failures.append(f"rank {world.Get_rank()}: {variable}={value} gave {message!r}")
+    return failures
 
 
-def run_layout(world, seed, layout_name, expected_sizes):
-    """Every case on a fresh communicator that sees the given (real or pretend) layout."""
-    if layout_name == "real":
-        os.environ.pop(topology.FAKE_NODES_VAR, None)
+def set_variable(name, value):
+    if value is None:
+        os.environ.pop(name, None)
     else:
-        os.environ[topology.FAKE_NODES_VAR] = layout_name
-    comm = world.Dup()  # new communicator: its node split reads the variable again
+        os.environ[name] = value
+
+
+def run_layout(world, seed, layout_name, expected_sizes, chunk):
+    """Every case on a fresh communicator that sees the given (real or pretend) layout."""
+    set_variable(topology.FAKE_NODES_VAR, None if layout_name == "real" else layout_name)
+    set_variable(shm.CHUNK_VAR, chunk)
+    comm = world.Dup()  # new communicator: its node split reads the variables again
     cases = Cases(comm, seed)
     layout(cases, expected_sizes)
     grid(cases)
@@ -198,15 +210,16 @@ def run_layout(world, seed, layout_name, expected_sizes):
 
 
 def main():
-    """argv: SEED LAYOUT:SIZES ..., e.g. `7 real:4 2x2:2,2 3+1:3,1`."""
+    """argv: SEED LAYOUT:SIZES[:CHUNK_BYTES] ..., e.g. `7 real:4:4096 2x2:2,2 3+1:3,1`."""
     seed, world = int(sys.argv[1]), MPI.COMM_WORLD
     failures, count = [], 0
     for spec in sys.argv[2:]:
-        layout_name, sizes = spec.split(":")
+        layout_name, sizes, *chunk = spec.split(":")
         more, cases = run_layout(world, seed, layout_name,
-                                 tuple(int(s) for s in sizes.split(",")))
+                                 tuple(int(s) for s in sizes.split(",")),
+                                 chunk[0] if chunk else None)
         failures, count = failures + more, count + cases
-    failures += bad_layout(world)
+    failures += bad_settings(world)
     failures = world.gather(failures, root=0)
     status = 0
     if world.Get_rank() == 0:
