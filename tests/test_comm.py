@@ -1,6 +1,6 @@
-"""The hand-written allreduces and MPI's own, under a real mpiexec: right sums, identical bits on every rank.
+"""ring, tree and native under a real mpiexec: right sums and identical bits on every rank.
 
-One launch per rank count runs the whole grid (all algorithms, sizes 0, 1, p-1, p+1, 1001,
+One launch per rank count runs the whole grid (the three algorithms, sizes 0, 1, p-1, p+1, 1001,
 100003, float32 and float64, a 2-D buffer, a sub-communicator, a wildcard receive posted
 around the calls) inside, so the suite stays fast; tests/mpi/comm_allreduce.py checks each
 case against numpy.sum in float64 of every rank's input.

@@ -224,7 +224,9 @@ def header(comm, dtype, repeats, warmup) -> str:
 
     columns = (f"{'size(B)':>12} {'count':>11} {'algorithm':>10} {'time(us)':>11} "
                f"{'algbw(GB/s)':>12} {'busbw(GB/s)':>12} {'vs native':>10}")
-    return (f"# allreduce, in place, {comm.Get_size()} ranks, {dtype}, {mpi_library(MPI)}\n"
+    p = comm.Get_size()
+    ranks = f"{p} rank" if p == 1 else f"{p} ranks"
+    return (f"# allreduce, in place, {ranks}, {dtype}, {mpi_library(MPI)}\n"
             f"# each: checked against a float64 sum, {warmup} warm-up calls, median of "
             f"{repeats} timed calls (slowest rank per call, barrier before each)\n"
             f"#{columns[1:]}")

@@ -15,10 +15,11 @@ _pools = threading.local()
 
 def scratch(dtype, count: int) -> np.ndarray:
     """A writable array of `count` elements of `dtype`, contents undefined, reused later."""
-    pool = getattr(_pools, "by_dtype", None)
-    if pool is None:
+    try:
+        pool = _pools.by_dtype
+    except AttributeError:  # this thread's first call
         pool = _pools.by_dtype = {}
     buf = pool.get(dtype)
     if buf is None or buf.size < count:
         buf = pool[dtype] = np.empty(count, dtype=dtype)
-    return buf[:count]
+    return buf if buf.size == count else buf[:count]
