@@ -3,6 +3,7 @@
 # 16 ranks on one node, one rank per core. For each rank count: a table on stdout (also kept
 # as allreduce-pP.txt), rows appended to allreduce.csv, allreduce-pP.png; at the end
 # allreduce-study.png with one panel per rank count. docs/PERFORMANCE.md explains the columns.
+# Expect a few minutes in all (each rank count: about 11 sizes x 3 algorithms x 26 calls).
 #
 #   benchmarks/allreduce.sh OUT_DIR
 #
