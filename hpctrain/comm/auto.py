@@ -3,9 +3,9 @@
 The first time a job reduces a message of a new size class (sizes rounded up to a power of
 two bytes, everything up to 4 KiB being one class), every rank measures every other
 registered algorithm on a scratch buffer of that very size, all ranks together, for a fraction
-of a second. The per-algorithm time is the slowest rank's (an Allreduce MAX), so every rank
-holds the same numbers and picks the same winner: the choice is identical on every rank by
-construction, never a per-rank guess.
+of a second. A call's time is the slowest rank's (an Allreduce MAX), an algorithm's the median
+over its calls, so every rank holds the same numbers and picks the same winner: the choice is
+identical on every rank by construction, never a per-rank guess.
 
 Choices are cached in a JSON file under the user cache directory ($XDG_CACHE_HOME or
 ~/.cache, then hpctrain/allreduce-auto.json), keyed by the machine and rank layout: the set of
@@ -27,7 +27,7 @@ from . import topology
 SMALLEST_CLASS = 4096      # bytes: below this, latency is all there is
 BUDGET_VAR = "HPCTRAIN_AUTO_BUDGET_S"   # seconds of measurement per size class (all
 DEFAULT_BUDGET_S = 0.4                  # candidates together), plus one warm-up call each
-MIN_REPS, MAX_REPS = 2, 20
+MIN_REPS, MAX_REPS = 3, 20
 CACHE_VERSION = 1
 SINGLE_RANK_CHOICE = "native"   # with one rank every algorithm returns at once
 
@@ -109,33 +109,41 @@ class AutoState:
 
 
 def measure(comm, algorithms: dict, n: int, dtype) -> dict:
-    """name -> seconds per call (slowest rank), every rank timing the same calls together."""
+    """name -> seconds per call, every rank timing the same calls together.
+
+    Timed like `hpctrain bench allreduce`: a barrier before each call, a call's time is the
+    slowest rank's, and the median over the calls is robust to the odd descheduled one.
+    """
     scratch = np.zeros(n, dtype=dtype)
     names = sorted(algorithms)
     # Agreed like every number that decides how many calls run: same calls on every rank.
-    per_algorithm = _slowest(comm, budget_s()) / len(names)
-    seconds = np.empty(len(names))
-    for i, name in enumerate(names):
+    per_algorithm = float(_slowest(comm, [budget_s()])[0]) / len(names)
+    seconds = {}
+    for name in names:
         algorithm = algorithms[name]
-        first = _slowest(comm, _timed(comm, algorithm, scratch, 1))  # warms up, too
-        # The repeat count comes from an agreed time, so every rank runs the same calls.
+        first = float(_slowest(comm, _timed(comm, algorithm, scratch, 1))[0])  # warms up
         reps = int(np.clip(per_algorithm / max(first, 1e-9), MIN_REPS, MAX_REPS))
-        seconds[i] = _slowest(comm, _timed(comm, algorithm, scratch, reps) / reps)
-    return {name: float(s) for name, s in zip(names, seconds, strict=True)}
+        seconds[name] = float(np.median(_slowest(comm, _timed(comm, algorithm, scratch, reps))))
+    return seconds
 
 
-def _timed(comm, algorithm, scratch, reps: int) -> float:
-    comm.Barrier()
-    start = time.perf_counter()
-    for _ in range(reps):
+def _timed(comm, algorithm, scratch, reps: int) -> np.ndarray:
+    """This rank's time for each of `reps` calls, each after a barrier."""
+    times = np.empty(reps)
+    for i in range(reps):
+        comm.Barrier()
+        start = time.perf_counter()
         algorithm(comm, scratch)
-    return time.perf_counter() - start
+        times[i] = time.perf_counter() - start
+    return times
 
 
-def _slowest(comm, seconds: float) -> float:
-    mine, slowest = np.array([seconds]), np.empty(1)
+def _slowest(comm, seconds) -> np.ndarray:
+    """Elementwise maximum over ranks (exact, so the same array on every rank)."""
+    mine = np.asarray(seconds, dtype=np.float64)
+    slowest = np.empty_like(mine)
     comm.Allreduce(mine, slowest, op=MPI.MAX)
-    return float(slowest[0])
+    return slowest
 
 
 def layout_key(comm, names: list) -> str:
