@@ -212,12 +212,12 @@ def matrix_rates(shapes_to_try):
     sm = cuda.get_current_device().MULTIPROCESSOR_COUNT
     for name, shape in shapes_to_try:
         d = DenseLauncher(stream, sm, shape)
-        launches = (("forward  Z = act(A W + b)", d.forward, (A, W, b, out, RELU)),
-                    ("weight   dW += A^T dZ, db", d.weight_grads, (A, out, dW, db)),
-                    ("input    dA = dZ W^T * act'", d.input_grads, (out, W, A, back, RELU)))
-        for kernel, fn, fn_args in launches:
-            ms = time_on_gpu(lambda fn=fn, fn_args=fn_args: fn(*fn_args))
-            rows.append(("hpctrain", kernel, name, flops / ms / 1e9))
+        launches = (("forward  Z = act(A W + b)", d.prepare_forward(A, W, b, out, RELU)),
+                    ("weight   dW += A^T dZ, db", d.prepare_weight_grads(A, out, dW, db)),
+                    ("input    dA = dZ W^T * act'", d.prepare_input_grads(out, W, A, back,
+                                                                          RELU)))
+        for kernel, launch in launches:
+            rows.append(("hpctrain", kernel, name, flops / time_on_gpu(launch) / 1e9))
     try:
         torch = torch_setup()
     except ImportError:
@@ -250,22 +250,9 @@ def torch_ms(torch, fn, repeats=20):
     return statistics.median(times)
 
 
-def prepared_launch(dispatcher, grid, block, stream, args):
-    """A launch with its arguments converted once, through numba-cuda's internals (the
-    same calls its dispatcher makes each time): how much of a launch is Python work."""
-    from cuda.core import LaunchConfig, launch
-
-    kernel = dispatcher.compile(tuple(dispatcher.typeof_pyval(a) for a in args))
-    converted, keep = [], []
-    for t, v in zip(kernel.argument_types, args, strict=True):
-        kernel._prepare_args(t, v, stream, keep, converted)
-    config = LaunchConfig(grid=grid, block=block, shmem_size=0)
-    function = kernel._codelibrary.get_cufunc().kernel
-    return lambda: launch(stream, config, function, *converted)
-
-
 def launch_overhead():
     """Microseconds per call from Python: empty kernels and small copies."""
+    from hpctrain.kernels.cuda_launch import Copy, PreparedLaunch
     from hpctrain.kernels.cuda_shim import cuda
 
     @cuda.jit
@@ -288,11 +275,14 @@ def launch_overhead():
              ("copy 8.7 KB device -> pinned", lambda: small.copy_to_host(pinned,
                                                                          stream=stream)),
              ("stream.synchronize (idle)", stream.synchronize)]
-    try:
-        calls.append(("launch, 4+4 args converted once",
-                      prepared_launch(eight, 1, 32, stream, args8)))
-    except Exception as err:  # internals differ in other numba-cuda versions
-        print(f"prepared launch not measured: {type(err).__name__}: {err}")
+    prepared = PreparedLaunch(eight, 1, 32, stream, args8)
+    to_device = Copy(small, pinned, "to_device", stream)
+    to_host = Copy(small, pinned, "to_host", stream)
+    calls += [(f"PreparedLaunch, 4+4 args (fast={prepared.fast})", prepared),
+              (f"PreparedLaunch, 4+4 args, new scalars (fast={prepared.fast})",
+               lambda: prepared(5, 6.0, np.float32(7), 8)),
+              (f"Copy 8.7 KB pinned -> device (fast={to_device.fast})", to_device),
+              (f"Copy 8.7 KB device -> pinned (fast={to_host.fast})", to_host)]
     out = []
     for name, call in calls:
         call()
@@ -320,6 +310,11 @@ def step_rows(args):
                        hpctrain_cuda(w, b, "device")),
                       ("hpctrain CUDA", "host", lambda w=workload, b=batches:
                        hpctrain_cuda(w, b, "host"))]
+        if name == "W2-8192":
+            from hpctrain.kernels.cuda_dense import DEEP
+
+            candidates.append(("hpctrain CUDA DEEP tiles", "device", lambda w=workload,
+                               b=batches: hpctrain_cuda(w, b, "device", shapes=DEEP)))
         if name == "W1":
             candidates.append(("hpctrain CUDA layered", "device", lambda w=workload, b=batches:
                                hpctrain_cuda(w, b, "device", fused=False)))
@@ -420,7 +415,7 @@ def main(argv=None):
     ok, reason = cuda_available()
     if not ok:
         raise SystemExit(f"benchmarks/gpu.py needs a GPU: {reason}")
-    from hpctrain.kernels.cuda_dense import LARGE, SMALL, TileShape
+    from hpctrain.kernels.cuda_dense import DEEP, LARGE, SMALL, TileShape
     from hpctrain.kernels.cuda_shim import simulated
 
     launches = [] if simulated() else launch_overhead()
@@ -428,7 +423,7 @@ def main(argv=None):
     add_ratios(rows)
     rates = [] if simulated() else matrix_rates(
         [("LARGE 128x128x8, 128 regs", LARGE), ("128x128x8, no cap", TileShape(128, 8, 8)),
-         ("SMALL 64x64x16", SMALL)])
+         ("DEEP 128x128x16, no cap", DEEP), ("SMALL 64x64x16", SMALL)])
     print_table(rows, rates, launches)
     if args.csv:
         write_csv(args.csv, rows, rates, launches)

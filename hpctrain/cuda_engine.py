@@ -116,8 +116,9 @@ class CudaEngine:
     def _build(self, fused, tile, shapes) -> None:
         from .kernels import ACTIVATIONS, TASKS
         from .kernels.cuda_heads import STATS
+        from .kernels.cuda_launch import Copy
         from .kernels.cuda_network import DeviceNetwork
-        from .kernels.cuda_optim import DeviceUpdate
+        from .kernels.cuda_optim import DeviceUpdate, prepare_clear
         from .kernels.cuda_shim import cuda
         from .kernels.cuda_staging import BatchStager
 
@@ -134,8 +135,11 @@ class CudaEngine:
         self.grad_in = cuda.pinned_array(n, dtype=np.float32)
         self.grad_out_head = self.grad_out[:n]
         self.stats_out = self.grad_out[n:]
-        self.grad_head = self.grad[:n]
-        self.stats = self.grad[n:]
+        # The step's copies and the clearing launch, prepared once (kernels/cuda_launch.py).
+        self.copy_grad_out = Copy(self.grad, self.grad_out, "to_host", self.stream)
+        self.copy_stats_out = Copy(self.grad[n:], self.stats_out, "to_host", self.stream)
+        self.copy_grad_in = Copy(self.grad[:n], self.grad_in, "to_device", self.stream)
+        self.clear_grad = prepare_clear(self.stream, self.grad, self.sm_count)
         self.network = DeviceNetwork(m.layer_shapes, ACTIVATIONS[m.activation],
                                      TASKS[m.task], self.stream, self.sm_count, fused, tile,
                                      shapes)
@@ -146,7 +150,8 @@ class CudaEngine:
                                    beta1=getattr(opt, "beta1", 0.9),
                                    beta2=getattr(opt, "beta2", 0.999),
                                    eps=getattr(opt, "eps", 1e-8))
-        self.batches = BatchStager(m.features, self.stream)
+        self.update.bind(self.params, self.grad, self.state)
+        self.batches = BatchStager(m.features, self.stream, self.device_id)
         self.grad_dirty = False      # the device gradient holds a sum not yet consumed
         self.grad_in_busy = False    # a copy from grad_in may still be reading it
         self.stream.synchronize()
@@ -158,8 +163,6 @@ class CudaEngine:
 
         grad_host=None keeps the sum on the GPU for `step(None, ...)` (one GPU, no
         allreduce): only the loss totals come back."""
-        from .kernels.cuda_optim import launch_clear
-
         X, y = self._check_batch(X, y)
         if grad_host is not None:
             self._check_grad(grad_host)
@@ -169,14 +172,14 @@ class CudaEngine:
                 grad_host[...] = 0
             return 0.0, 0
         if self.grad_dirty:
-            launch_clear(self.stream, self.grad, self.sm_count)
+            self.clear_grad()
         batch = self.batches.put(X, y)
         self.network.loss_grad(batch, rows)
         self.grad_dirty = True
         if grad_host is None:
-            self.stats.copy_to_host(self.stats_out, stream=self.stream)
+            self.copy_stats_out()
         else:
-            self.grad.copy_to_host(self.grad_out, stream=self.stream)
+            self.copy_grad_out()
         self.stream.synchronize()
         self.grad_in_busy = False
         if grad_host is not None:
@@ -195,7 +198,7 @@ class CudaEngine:
             if self.grad_in_busy:
                 self.stream.synchronize()
             self.grad_in[...] = grad_host
-            self.grad_head.copy_to_device(self.grad_in, stream=self.stream)
+            self.copy_grad_in()
             self.grad_in_busy = True
         self.optimizer.steps += 1
         self.update.apply(self.params, self.grad, self.state, scale, lr, self.optimizer.steps)
@@ -236,7 +239,8 @@ class CudaEngine:
 
     def prefetch(self, X, y) -> None:
         """Start copying the next batch to the GPU; the next loss_grad with these same
-        arrays uses the copy. X and y are read now, so they may be reused at once."""
+        arrays uses the copy. X and y must not change until then (large batches are read
+        by a helper thread while the current step runs)."""
         X, y = self._check_batch(X, y)
         if X.shape[0]:
             self.batches.prefetch(X, y)

@@ -31,6 +31,7 @@ from functools import cache
 
 import numpy as np
 
+from .cuda_launch import PreparedLaunch
 from .cuda_math import activate, derivative_from_output
 from .cuda_shim import cuda, kernel_options, simulated
 
@@ -58,6 +59,7 @@ class TileShape:
 
 LARGE = TileShape(128, 8, 8, 128)    # the fast one, for products that fill the GPU
 SMALL = TileShape(64, 16, 4)         # four times the blocks, for small batches or thin outputs
+DEEP = TileShape(128, 16, 8)         # LARGE with twice the slice depth: half the barriers
 TINY = TileShape(8, 4, 2)            # 16 threads, for the simulator: its threads are Python threads
 
 
@@ -300,18 +302,20 @@ class DenseLauncher:
             return tile_kernels(LARGE)
         return tile_kernels(SMALL)
 
-    def forward(self, A, W, bias, Z, code: int) -> None:
+    def prepare_forward(self, A, W, bias, Z, code: int) -> PreparedLaunch:
+        """Z = act(A @ W + bias), ready to launch (again and again)."""
         M, N = A.shape[0], W.shape[1]
         k = self._kernels(M, N)
         t = k.shape.tile
-        k.forward[(_blocks(N, t), _blocks(M, t)), k.shape.threads, self.stream](
-            A, W, bias, Z, code)
+        return PreparedLaunch(k.forward, (_blocks(N, t), _blocks(M, t)), k.shape.threads,
+                              self.stream, (A, W, bias, Z, code))
 
-    def weight_grads(self, A, dZ, dW, db) -> None:
+    def prepare_weight_grads(self, A, dZ, dW, db) -> PreparedLaunch | None:
+        """dW += A^T dZ, db += column sums of dZ; None for an empty batch."""
         batch, M = A.shape
         N = dZ.shape[1]
         if batch == 0:
-            return
+            return None
         k = tile_kernels(self.forced or LARGE)
         t, depth = k.shape.tile, k.shape.depth
         tiles = _blocks(M, t) * _blocks(N, t)
@@ -320,12 +324,26 @@ class DenseLauncher:
         splits = max(1, min(_blocks(2 * self.sm_count, tiles), most_splits))
         chunk = _blocks(_blocks(batch, splits), depth) * depth
         splits = _blocks(batch, chunk)
-        k.weight_grads[(_blocks(N, t), _blocks(M, t), splits), k.shape.threads, self.stream](
-            A, dZ, dW, db, chunk)
+        return PreparedLaunch(k.weight_grads, (_blocks(N, t), _blocks(M, t), splits),
+                              k.shape.threads, self.stream, (A, dZ, dW, db, chunk))
 
-    def input_grads(self, dZ, W, A_prev, dA, code: int) -> None:
+    def prepare_input_grads(self, dZ, W, A_prev, dA, code: int) -> PreparedLaunch:
+        """dA = (dZ @ W^T) * act'(A_prev)."""
         M, N = dZ.shape[0], W.shape[0]
         k = self._kernels(M, N)
         t = k.shape.tile
-        k.input_grads[(_blocks(N, t), _blocks(M, t)), k.shape.threads, self.stream](
-            dZ, W, A_prev, dA, code)
+        return PreparedLaunch(k.input_grads, (_blocks(N, t), _blocks(M, t)), k.shape.threads,
+                              self.stream, (dZ, W, A_prev, dA, code))
+
+    # One-off launches (tests, benchmarks): prepare and launch at once.
+
+    def forward(self, A, W, bias, Z, code: int) -> None:
+        self.prepare_forward(A, W, bias, Z, code)()
+
+    def weight_grads(self, A, dZ, dW, db) -> None:
+        launch = self.prepare_weight_grads(A, dZ, dW, db)
+        if launch is not None:
+            launch()
+
+    def input_grads(self, dZ, W, A_prev, dA, code: int) -> None:
+        self.prepare_input_grads(dZ, W, A_prev, dA, code)()

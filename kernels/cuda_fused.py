@@ -22,6 +22,7 @@ float32), the same buffer that was copied in: fewer arguments make a cheaper lau
 import numpy as np
 
 from .cuda_heads import BAD, LOSS, MAX_THREADS, RIGHT, STATS
+from .cuda_launch import PreparedLaunch
 from .cuda_math import activate, derivative_from_output, head_sample
 from .cuda_shim import cuda, kernel_options
 
@@ -31,6 +32,7 @@ FUSED_THREADS = 256
 MAX_FUSED_PARAMS = 1 << 16     # beyond this the per-block gradient loops and atomics cost
                                # more than the launches they save
 MIN_TILE = 4
+MIN_AUTO_TILE = 32
 
 ZERO = np.float32(0.0)
 
@@ -49,14 +51,16 @@ def max_tile(widths) -> int:
 
 
 def pick_tile(widths, rows: int, sm_count: int, wanted: int | None = None) -> int:
-    """Samples per block: enough blocks to give most multiprocessors work, but at least
-    8 samples a block (each block adds the whole gradient with atomics). 0: don't fuse."""
+    """Samples per block: at least MIN_AUTO_TILE (each block adds the whole gradient with
+    atomics, and fewer, fuller blocks measured faster: W1 at 256 rows on an H100 ran
+    0.36 ms a step with 32 samples a block, 0.46-0.50 ms with 4, 8 or 16), more when
+    the batch would otherwise need several blocks per multiprocessor. 0: don't fuse."""
     top = max_tile(widths)
     if top == 0:
         return 0
     if wanted:
         return max(1, min(int(wanted), top))
-    return max(1, min(top, max(8, -(-rows // max(1, sm_count)))))
+    return max(1, min(top, max(MIN_AUTO_TILE, -(-rows // max(1, sm_count)))))
 
 
 @cuda.jit(device=True)
@@ -167,9 +171,9 @@ def fused_loss_grad(params, grad, batch, rows_total, widths, act, task, tile):
         out = inp
 
 
-def launch_fused(stream, params, grad, batch, rows, widths_d, act, task, tile,
-                 threads=FUSED_THREADS) -> None:
-    """One launch over `rows` samples; widths_d is the int64 device array of widths."""
+def prepare_fused(stream, params, grad, batch, rows, widths_d, act, task, tile,
+                  threads=FUSED_THREADS):
+    """One launch over `rows` samples (a PreparedLaunch); widths_d: int64 device widths."""
     blocks = -(-rows // tile)
-    fused_loss_grad[blocks, threads, stream](params, grad, batch, rows, widths_d, act, task,
-                                             tile)
+    return PreparedLaunch(fused_loss_grad, blocks, threads, stream,
+                          (params, grad, batch, rows, widths_d, act, task, tile))

@@ -13,6 +13,7 @@ per step, far above any local batch.
 
 import numpy as np
 
+from .cuda_launch import PreparedLaunch
 from .cuda_math import head_sample
 from .cuda_shim import cuda, kernel_options, threads_per_block
 
@@ -59,8 +60,13 @@ def head_loss_grad(logits, labels, dZ, rows, outputs, stats, at, task):
     add_block_totals(stats, at, partial, loss, right, bad)
 
 
-def launch_head(stream, logits, labels, dZ, rows, outputs, stats, at, task) -> None:
-    """logits and dZ flat (rows * outputs); labels float32 (rows,)."""
+def prepare_head(stream, logits, labels, dZ, rows, outputs, stats, at, task):
+    """logits and dZ flat (rows * outputs); labels float32 (rows,). A PreparedLaunch."""
     threads = threads_per_block(HEAD_THREADS)
     blocks = (rows + threads - 1) // threads
-    head_loss_grad[blocks, threads, stream](logits, labels, dZ, rows, outputs, stats, at, task)
+    return PreparedLaunch(head_loss_grad, blocks, threads, stream,
+                          (logits, labels, dZ, rows, outputs, stats, at, task))
+
+
+def launch_head(stream, logits, labels, dZ, rows, outputs, stats, at, task) -> None:
+    prepare_head(stream, logits, labels, dZ, rows, outputs, stats, at, task)()

@@ -3,9 +3,10 @@ the layer-by-layer kernels otherwise.
 
 `DeviceNetwork` knows the flat layout (docs/INTERFACES.md: layer l is W_l (i, o) row-major
 then b_l (o)), holds device views of each layer's W and b inside the flat parameter and
-gradient buffers, and per-batch-size workspaces for the layer outputs and deltas. Views
-and workspaces are made once per batch size: slicing device arrays from Python costs
-microseconds a call, and the small model's whole step is only a few dozen of them.
+gradient buffers, and per-batch-size plans: workspaces for the layer outputs and deltas
+and the step's kernel launches, prepared once (kernels/cuda_launch.py). Slicing device
+arrays and converting launch arguments from Python costs microseconds each, and the small
+model's whole step is only a few dozen microseconds of GPU work.
 
 `loss_grad(batch, rows)` ADDS the gradient SUM over the rows into the gradient buffer and
 the loss totals into its STATS slots (kernels/cuda_heads.py); the buffer must be zero
@@ -16,8 +17,8 @@ features inputs, then the rows labels as float32.
 import numpy as np
 
 from .cuda_dense import TINY, DenseLauncher
-from .cuda_fused import FUSED_THREADS, launch_fused, pick_tile
-from .cuda_heads import launch_head
+from .cuda_fused import FUSED_THREADS, pick_tile, prepare_fused
+from .cuda_heads import prepare_head
 from .cuda_shim import cuda, simulated, threads_per_block
 
 _MAX_CACHED_BATCH_SIZES = 4
@@ -72,57 +73,69 @@ class DeviceNetwork:
         return pick_tile(self.widths, rows, self.sm_count, self.tile)
 
     def loss_grad(self, batch, rows: int) -> None:
-        if rows == 0:
-            return
-        if self.uses_fused(rows):
-            launch_fused(self.stream, self.params, self.grad, batch, rows, self.widths_d,
-                         self.act, self.task, self._fused_tile(rows), self.fused_threads)
-            return
-        self._layered(self._plan(batch, rows), rows)
-
-    # --- the layer-by-layer path -------------------------------------------------------------
+        if rows > 0:
+            self._plan(batch, rows)()
 
     def _plan(self, batch, rows):
-        """Views of the batch and workspaces for this batch size (made once per size)."""
+        """The prepared launches for this batch buffer and size (made once per pair)."""
         # The plan holds the batch array, so no other object can take its id meanwhile.
         key = (rows, id(batch))
         plan = self._plans.get(key)
         if plan is None:
             if len(self._plans) >= _MAX_CACHED_BATCH_SIZES:
                 self._plans.pop(next(iter(self._plans)))
-            plan = LayeredPlan(self, batch, rows)
+            kind = FusedPlan if self.uses_fused(rows) else LayeredPlan
+            plan = kind(self, batch, rows)
             self._plans[key] = plan
         return plan
 
-    def _layered(self, plan, rows) -> None:
-        layers = len(self.layer_shapes)
-        A = plan.X
-        for l, (W, b) in enumerate(self.param_views):
-            code = self.act if l < layers - 1 else 0     # the last layer is linear
-            self.dense.forward(A, W, b, plan.outputs[l], code)
-            A = plan.outputs[l]
-        outputs = self.layer_shapes[-1][1]
-        launch_head(self.stream, plan.logits_flat, plan.labels, plan.top_delta_flat, rows,
-                    outputs, self.grad, self.n_params, self.task)
-        for l in range(layers - 1, -1, -1):
-            dW, db = self.grad_views[l]
-            A_prev = plan.X if l == 0 else plan.outputs[l - 1]
-            self.dense.weight_grads(A_prev, plan.deltas[l], dW, db)
-            if l > 0:
-                self.dense.input_grads(plan.deltas[l], self.param_views[l][0], A_prev,
-                                       plan.deltas[l - 1], self.act)
+
+class FusedPlan:
+    """The whole step's gradient in one launch of the fused kernel."""
+
+    def __init__(self, net: DeviceNetwork, batch, rows: int):
+        self.batch = batch
+        self.launch = prepare_fused(net.stream, net.params, net.grad, batch, rows,
+                                    net.widths_d, net.act, net.task, net._fused_tile(rows),
+                                    net.fused_threads)
+
+    def __call__(self) -> None:
+        self.launch()
 
 
 class LayeredPlan:
-    """Device views for one batch size: the inputs, labels, each layer's output and delta.
+    """Layer by layer: device views of the inputs, labels, each layer's output and delta,
+    and the launches of the whole step in order (forward, head, backward).
 
     Layer l's delta lives in one of two ping-pong buffers (l's parity), each big enough
     for the widest layer, so the backward pass needs no more than two.
     """
 
     def __init__(self, net: DeviceNetwork, batch, rows: int):
-        features = net.widths[0]
         self.batch = batch
+        self._views(net, batch, rows)
+        dense, layers = net.dense, len(net.layer_shapes)
+        self.launches = []
+        A = self.X
+        for l, (W, b) in enumerate(net.param_views):
+            code = net.act if l < layers - 1 else 0     # the last layer is linear
+            self.launches.append(dense.prepare_forward(A, W, b, self.outputs[l], code))
+            A = self.outputs[l]
+        outputs = net.layer_shapes[-1][1]
+        self.launches.append(prepare_head(net.stream, self.logits_flat, self.labels,
+                                          self.top_delta_flat, rows, outputs, net.grad,
+                                          net.n_params, net.task))
+        for l in range(layers - 1, -1, -1):
+            dW, db = net.grad_views[l]
+            A_prev = self.X if l == 0 else self.outputs[l - 1]
+            self.launches.append(dense.prepare_weight_grads(A_prev, self.deltas[l], dW, db))
+            if l > 0:
+                self.launches.append(dense.prepare_input_grads(
+                    self.deltas[l], net.param_views[l][0], A_prev, self.deltas[l - 1],
+                    net.act))
+
+    def _views(self, net, batch, rows) -> None:
+        features = net.widths[0]
         self.X = batch[:rows * features].reshape(rows, features)
         self.labels = batch[rows * features:rows * features + rows]
         widths = [o for _, o in net.layer_shapes]
@@ -139,3 +152,7 @@ class LayeredPlan:
                        for l, o in enumerate(widths)]
         last = len(widths) - 1
         self.top_delta_flat = self.delta_flat[last % 2][:rows * widths[-1]]
+
+    def __call__(self) -> None:
+        for launch in self.launches:
+            launch()

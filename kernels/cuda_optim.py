@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from .cuda_launch import PreparedLaunch
 from .cuda_shim import cuda, kernel_options, threads_per_block
 
 ZERO = np.float32(0.0)
@@ -97,12 +98,13 @@ def adam_scalars(lr, beta1, beta2, eps, weight_decay, t):
             f32(1.0 - beta1), f32(1.0 - beta2), f32(eps), f32(lr * weight_decay))
 
 
-def launch_clear(stream, buf, sm_count: int) -> None:
-    clear[launch_config(buf.shape[0], sm_count, stream)](buf)
+def prepare_clear(stream, buf, sm_count: int) -> PreparedLaunch:
+    return PreparedLaunch(clear, *launch_config(buf.shape[0], sm_count, stream), (buf,))
 
 
 class DeviceUpdate:
-    """Launches the right update kernel with its float32 scalars, on one stream."""
+    """The right update kernel for one optimizer, bound to its buffers once; each `apply`
+    passes only the step's float32 scalars."""
 
     def __init__(self, name, stream, sm_count, momentum=0.0, weight_decay=0.0, beta1=0.9,
                  beta2=0.999, eps=1e-8):
@@ -110,15 +112,32 @@ class DeviceUpdate:
         self.momentum, self.weight_decay = momentum, weight_decay
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
         self.sm_count = sm_count
+        self.bound = None
+
+    def bind(self, params, grad, state) -> None:
+        """The flat parameters, gradient (zeroed by every update) and (buffers, n) state."""
+        config = launch_config(params.shape[0], self.sm_count, self.stream)
+        zero = f32(0.0)
+        if self.name == "adam":
+            self.bound = PreparedLaunch(adam_update, *config,
+                                        (params, grad, state) + (zero,) * 9)
+        elif self.momentum > 0:
+            self.bound = PreparedLaunch(sgd_momentum_update, *config,
+                                        (params, grad, state) + (zero,) * 4)
+        else:
+            self.bound = PreparedLaunch(sgd_update, *config, (params, grad) + (zero,) * 3)
+        self.buffers = (params, grad, state)
 
     def apply(self, params, grad, state, scale, lr, t) -> None:
         """One step (t counts from 1) with g = grad * scale; zeroes grad (all of it)."""
-        config = launch_config(params.shape[0], self.sm_count, self.stream)
+        if self.bound is None or any(
+                a is not b for a, b in zip(self.buffers, (params, grad, state), strict=True)):
+            self.bind(params, grad, state)
+        decay = f32(lr * self.weight_decay)
         if self.name == "adam":
-            scalars = adam_scalars(lr, self.beta1, self.beta2, self.eps, self.weight_decay, t)
-            adam_update[config](params, grad, state, f32(scale), *scalars)
+            self.bound(f32(scale), *adam_scalars(lr, self.beta1, self.beta2, self.eps,
+                                                 self.weight_decay, t))
         elif self.momentum > 0:
-            sgd_momentum_update[config](params, grad, state, f32(scale), f32(self.momentum),
-                                        f32(lr), f32(lr * self.weight_decay))
+            self.bound(f32(scale), f32(self.momentum), f32(lr), decay)
         else:
-            sgd_update[config](params, grad, f32(scale), f32(lr), f32(lr * self.weight_decay))
+            self.bound(f32(scale), f32(lr), decay)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from hpctrain.kernels import ACTIVATIONS, TASKS
 from hpctrain.kernels.cuda_shim import cuda, simulated
-from reference import close, layer_views, loss_grad, n_params, random_problem
+from reference import close, close_to_product, layer_views, loss_grad, n_params, random_problem
 
 from hpctrain.errors import InputError
 
@@ -67,7 +67,10 @@ def test_forward_is_bias_plus_activation_of_the_product(rng, stream, act, shape)
         Z = put(np.full((M, N), np.nan))           # poisoned: every element must be written
         dense.DenseLauncher(stream, SM, shape).forward(put(A), put(W), put(b), Z,
                                                        ACTIVATIONS[act])
-        close(Z.copy_to_host(), act_ref(A @ W + b, act))
+        A, W, b = (v.astype(np.float32).astype(np.float64) for v in (A, W, b))
+        # every activation's slope is at most 1: the product's error bound carries over
+        close_to_product(Z.copy_to_host(), act_ref(A @ W + b, act),
+                         np.abs(A) @ np.abs(W) + np.abs(b))
 
 
 @pytest.mark.parametrize("act", ACTS)
@@ -81,8 +84,10 @@ def test_input_grads_fuse_the_activation_derivative(rng, stream, act, shape):
         dA = put(np.full((M, N), np.nan))
         dense.DenseLauncher(stream, SM, shape).input_grads(put(dZ), put(W), put(A_prev), dA,
                                                            ACTIVATIONS[act])
-        want = (dZ @ W.T) * derivative_from_output(A_prev.astype(np.float32), act)
-        close(dA.copy_to_host(), want)
+        dZ, W = dZ.astype(np.float32).astype(np.float64), W.astype(np.float32).astype(np.float64)
+        slope = derivative_from_output(A_prev.astype(np.float32).astype(np.float64), act)
+        close_to_product(dA.copy_to_host(), (dZ @ W.T) * slope,
+                         (np.abs(dZ) @ np.abs(W.T)) * np.abs(slope))
 
 
 @pytest.mark.parametrize("min_slices", [16, 1], ids=["whole-batch", "split-batch"])
@@ -95,8 +100,13 @@ def test_weight_grads_add_into_dW_and_sum_the_bias(rng, stream, min_slices, shap
         dW, db = put(before_W), put(before_b)
         launcher = dense.DenseLauncher(stream, SM, shape, min_slices=min_slices)
         launcher.weight_grads(put(A), put(dZ), dW, db)
-        close(dW.copy_to_host(), before_W + A.T @ dZ, tol=5e-5)
-        close(db.copy_to_host(), before_b + dZ.sum(axis=0), tol=5e-5)
+        A, dZ = A.astype(np.float32).astype(np.float64), dZ.astype(np.float32).astype(np.float64)
+        before_W = before_W.astype(np.float32).astype(np.float64)
+        before_b = before_b.astype(np.float32).astype(np.float64)
+        close_to_product(dW.copy_to_host(), before_W + A.T @ dZ,
+                         np.abs(before_W) + np.abs(A.T) @ np.abs(dZ))
+        close_to_product(db.copy_to_host(), before_b + dZ.sum(axis=0),
+                         np.abs(before_b) + np.abs(dZ).sum(axis=0))
 
 
 @pytest.mark.skipif(not SIM, reason="the GPU run covers the production shapes above")
@@ -365,3 +375,44 @@ def test_layout_views_match_the_cpu_model():
                                           layer_views([5, 6, 4, 3], flat), strict=True):
         assert np.array_equal(dW.copy_to_host(), W) and np.array_equal(W, rW)
         assert np.array_equal(db.copy_to_host(), b) and np.array_equal(b, rb)
+
+
+@pytest.mark.parametrize("threaded", [False, True], ids=["inline", "helper-thread"])
+def test_prefetched_batches_are_the_ones_used(rng, monkeypatch, threaded):
+    """Prefetch the next batch while a step runs; a prefetch nobody uses is dropped."""
+    from hpctrain.kernels import cuda_staging
+
+    if threaded:
+        monkeypatch.setattr(cuda_staging, "THREAD_BYTES", 0)
+    model, cpu, gpu = engine_pair("adam", "binary")
+    n = model.n_params
+    batches = [batch_for(rng, model, 8 + k) for k in range(4)]
+    g_cpu, g_gpu = np.zeros(n, np.float32), np.zeros(n, np.float32)
+    gpu.prefetch(*batches[0])
+    for k, (X, y) in enumerate(batches):
+        loss_gpu, _ = gpu.loss_grad(X, y, g_gpu)
+        if k == 1:
+            gpu.prefetch(*batch_for(rng, model, 5))      # not used: batches[2] comes next
+        elif k + 1 < len(batches):
+            gpu.prefetch(*batches[k + 1])
+        loss_cpu, _ = cpu.loss_grad(X, y, g_cpu)
+        close(g_gpu, g_cpu, tol=5e-5)
+        close(loss_gpu, loss_cpu, tol=1e-5)
+        cpu.step(g_cpu, 1 / len(X), 0.01)
+        gpu.step(g_gpu, 1 / len(X), 0.01)
+    close(gpu.params_host(), cpu.params_host(), tol=1e-5)
+
+
+def test_prepared_launches_take_new_scalars(stream):
+    from hpctrain.kernels.cuda_launch import PreparedLaunch
+    from hpctrain.kernels.cuda_optim import sgd_update
+
+    params, grad = put(np.ones(40)), put(np.full(43, 2.0))
+    f32 = np.float32
+    launch = PreparedLaunch(sgd_update, 2, 32, stream, (params, grad, f32(1), f32(0.5), f32(0)))
+    launch()                                           # p = 1 - 0.5 * 2 = 0, grad zeroed
+    assert np.all(params.copy_to_host() == 0) and np.all(grad.copy_to_host() == 0)
+    grad.copy_to_device(np.full(43, 4.0, np.float32))
+    params.copy_to_device(np.full(40, 3.0, np.float32))
+    launch(f32(0.5), f32(0.25), f32(0.1))              # p = 3 - 0.25 * 2 - 0.1 * 3
+    assert np.allclose(params.copy_to_host(), 2.2, rtol=1e-6)

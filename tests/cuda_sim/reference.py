@@ -100,3 +100,16 @@ def close(got, want, tol=2e-5):
     err = float(np.abs(got - want).max(initial=0.0)) / scale
     assert err <= tol, f"relative error {err:.3g} > {tol:.3g}"
     return err
+
+
+def close_to_product(got, want, magnitude, tol=1e-5):
+    """Elementwise: |got - want| <= tol * magnitude, where magnitude bounds the terms that
+    were summed (|A| @ |W| + |b| for A @ W + b). Float32 rounding grows with that sum, not
+    with the result, which can be small after cancellation (or after tanh)."""
+    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+    assert got.shape == want.shape, (got.shape, want.shape)
+    assert np.all(np.isfinite(got)), "non-finite values"
+    excess = np.abs(got - want) - tol * (np.asarray(magnitude, dtype=np.float64) + 1e-3)
+    worst = np.unravel_index(np.argmax(excess), excess.shape)
+    assert excess[worst] <= 0, (f"error {abs(got[worst] - want[worst]):.3g} at {worst} over "
+                                f"{tol:.1e} x magnitude {magnitude[worst]:.3g}")
