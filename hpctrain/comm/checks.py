@@ -77,7 +77,11 @@ class _State:
 
 
 def _free_state(comm, keyval, state):
-    state.private.Free()
+    # The predefined communicators lose their attributes only inside MPI_Finalize, where
+    # Open MPI 4.1 aborts on MPI_Comm_free ("called after MPI_FINALIZE"): the process is
+    # ending, so only a user's communicator, freed by the user, frees its duplicate.
+    if not MPI.Is_finalized() and comm != MPI.COMM_WORLD and comm != MPI.COMM_SELF:
+        state.private.Free()
 
 
 _KEYVAL = MPI.Comm.Create_keyval(delete_fn=_free_state)
