@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 import pytest
-from helpers import check, child_env, run_mpi_script
+from helpers import check, child_env, run_mpi, run_mpi_script
 
 from hpctrain.comm import auto, shm, topology
 from hpctrain.errors import InputError
@@ -34,6 +34,16 @@ def test_shm_and_auto_under_mpiexec(ranks, tmp_path):
     env.pop(shm.CHUNK_VAR, None)
     proc = check(run_mpi_script(ranks, WORKER, [ranks, *LAYOUTS[ranks]], timeout=120, env=env))
     assert proc.stdout.startswith("ok "), proc.stdout
+
+
+def test_bad_fake_nodes_stop_every_rank_with_one_line(tmp_path):
+    env = child_env(XDG_CACHE_HOME=tmp_path, **{topology.FAKE_NODES_VAR: "3x2"})
+    proc = run_mpi(2, ["bench", "allreduce", "--algorithms", "shm", "--sizes", "4K"],
+                   timeout=60, env=env)
+    assert proc.returncode == 2, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("hpctrain: error")]
+    assert len(errors) == 1 and "HPCTRAIN_FAKE_NODES='3x2'" in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 @pytest.mark.parametrize("spec, size, sizes", [
