@@ -7,6 +7,7 @@ Two rules (DESIGN.md, Errors):
   and aborts the whole job with MPI Abort, so no rank waits in a collective forever.
 """
 
+import os
 import sys
 import traceback
 from contextlib import contextmanager
@@ -70,3 +71,6 @@ def abort_on_failure(comm):
         sys.stderr.write(f"rank {comm.Get_rank()}: {message}\n")
         sys.stderr.flush()
         comm.Abort(code)
+        # MPICH's MPI_Abort can return before the launcher kills this process; never let
+        # the rank carry on as if nothing happened.
+        os._exit(code)
