@@ -3,7 +3,8 @@
 Workloads W1 and W2 of shared/WORKLOADS.md. Each implementation runs the same step on the
 same batch: loss and gradient of the whole batch, then an Adam update (lr 1e-3). Reported:
 steps/s and samples/s (median over repeats, after warm-up), the matrix FLOP rate, and the
-ratio to PyTorch on the CPU with one thread (when torch is importable).
+ratio to PyTorch on the CPU with one thread (when torch is importable). Each implementation
+runs in its own process.
 
     python benchmarks/kernels.py [--workloads W1,W2] [--repeats 5] [--csv FILE]
 """
@@ -17,7 +18,11 @@ for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
 
 import argparse  # noqa: E402
 import csv  # noqa: E402
+import importlib.util  # noqa: E402
+import json  # noqa: E402
 import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -134,16 +139,17 @@ def torch_step(features, hidden, classes, X, y, fused=False):
     return step
 
 
-def implementations():
-    impls = {"hpctrain": hpctrain_step, "numpy": numpy_step}
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        print("torch is not importable: PyTorch columns left out")
-        return impls, None
-    impls["torch"] = torch_step
-    impls["torch-fused-adam"] = lambda *a: torch_step(*a, fused=True)
-    return impls, "torch"
+IMPLEMENTATIONS = {
+    "hpctrain": hpctrain_step,
+    "numpy": numpy_step,
+    "torch": torch_step,
+    "torch-fused-adam": lambda *a: torch_step(*a, fused=True),
+}
+
+
+def torch_importable() -> bool:
+    """Whether torch is installed (looked up, not loaded: the children import it)."""
+    return importlib.util.find_spec("torch") is not None
 
 
 # ---- timing ---------------------------------------------------------------------------------
@@ -167,26 +173,41 @@ def steps_per_second(step, seconds, repeats):
     return statistics.median(rates)
 
 
+def measure(name, impl, repeats):
+    """Steps/s of one implementation on one workload, in THIS process."""
+    features, hidden, classes, batch, seconds = WORKLOADS[name]
+    X, y = make_batch(features, classes, batch)
+    step = IMPLEMENTATIONS[impl](features, hidden, classes, X, y)
+    return steps_per_second(step, seconds, repeats)
+
+
+def measure_apart(name, impl, repeats):
+    """Each implementation in a fresh process: thread pools, JIT state and allocator of one
+    library must not slow another (measured: torch after hpctrain in one process ran 2x
+    slower than alone)."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", f"{name}:{impl}",
+           "--repeats", str(repeats)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["steps_per_s"]
+
+
 def run(workloads, repeats, only):
-    impls, baseline = implementations()
+    impls = [i for i in IMPLEMENTATIONS if not only or i in only]
+    if not torch_importable():
+        print("torch is not importable: PyTorch rows left out")
+        impls = [i for i in impls if not i.startswith("torch")]
     rows = []
     for name in workloads:
-        features, hidden, classes, batch, seconds = WORKLOADS[name]
-        X, y = make_batch(features, classes, batch)
+        features, hidden, classes, batch, _ = WORKLOADS[name]
         flops = matrix_flops(features, hidden, classes, batch)
-        rates = {}
-        for impl, build in impls.items():
-            if only and impl not in only:
-                continue
-            rates[impl] = steps_per_second(build(features, hidden, classes, X, y), seconds,
-                                           repeats)
+        rates = {impl: measure_apart(name, impl, repeats) for impl in impls}
         reference = max((r for k, r in rates.items() if k.startswith("torch")), default=None)
         for impl, rate in rates.items():
             rows.append({"workload": name, "impl": impl, "batch": batch,
                          "steps_per_s": rate, "samples_per_s": rate * batch,
                          "gflop_per_s": rate * flops / 1e9,
                          "vs_best_torch": rate / reference if reference else float("nan")})
-    return rows, baseline
+    return rows
 
 
 def print_table(rows):
@@ -205,13 +226,20 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--only", default="", help="comma-separated implementations to run")
     parser.add_argument("--csv", metavar="FILE", help="also write the rows as CSV")
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # WORKLOAD:IMPL, one measurement
     args = parser.parse_args()
+    if args.child:
+        name, impl = args.child.split(":")
+        print(json.dumps({"steps_per_s": measure(name, impl, args.repeats)}))
+        return
     workloads = [w for w in args.workloads.split(",") if w]
     unknown = [w for w in workloads if w not in WORKLOADS]
     if unknown or args.repeats < 1:
         parser.error(f"unknown workload(s) {unknown}" if unknown else "--repeats must be >= 1")
     only = {s for s in args.only.split(",") if s}
-    rows, _ = run(workloads, args.repeats, only)
+    if only - set(IMPLEMENTATIONS):
+        parser.error(f"unknown implementation(s) {sorted(only - set(IMPLEMENTATIONS))}")
+    rows = run(workloads, args.repeats, only)
     print_table(rows)
     print("one thread; 'vs torch' is the ratio to the faster PyTorch variant "
           "(default Adam or fused Adam)")
