@@ -6,10 +6,13 @@ Workloads of shared/WORKLOADS.md: W1 (32-64-1, batch 256), W2 (1024-1024-1024-10
 (lr 1e-3), float32, batches copied in from pinned host memory every step, the loss read
 back every step (the training loop logs it). PyTorch: eager mode, TF32 off, Adam's
 default (foreach) implementation, `loss.item()` each step; also shown without that sync.
-hpctrain CUDA runs in two modes:
+hpctrain CUDA runs in three modes:
   host    the multi-rank path: the gradient sum comes to a host buffer (for the allreduce)
           and goes back before the update;
-  device  one GPU: the gradient stays on the device; the next batch is prefetched.
+  pinned  the same with that host buffer from engine.host_buffer (pinned memory, copied
+          to and from directly);
+  device  one GPU: the gradient stays on the device; the next batch is prefetched, its
+          copy overlapping the current step.
 Throughput = samples/s, median of --repeats timed runs after a warm-up.
 
     python benchmarks/gpu.py [--csv FILE] [--repeats 5] [--quick] [--no-cpu]
@@ -86,7 +89,10 @@ def hpctrain_cuda(workload, batches, mode, **tuning):
     model = model_for(*workload[:3])
     engine = CudaEngine(model, "adam", lr=LR, **tuning)
     engine.load(model.init_params(0))
-    grad = np.zeros(model.n_params, np.float32)
+    if mode == "pinned":
+        grad = engine.host_buffer(model.n_params + 4)[:model.n_params]
+    else:
+        grad = np.zeros(model.n_params, np.float32)
     scale = 1.0 / workload[3]
     state = {"i": 0}
 
@@ -94,12 +100,13 @@ def hpctrain_cuda(workload, batches, mode, **tuning):
         for _ in range(k):
             X, y = batches[state["i"] % POOL]
             state["i"] += 1
-            if mode == "host":
+            if mode in ("host", "pinned"):
                 engine.loss_grad(X, y, grad)
                 engine.step(grad, scale, LR)
             else:
-                engine.loss_grad(X, y, None)
+                # the next batch's copy overlaps this step
                 engine.prefetch(*batches[state["i"] % POOL])
+                engine.loss_grad(X, y, None)
                 engine.step(None, scale, LR)
     return run_steps
 
@@ -309,12 +316,9 @@ def step_rows(args):
         candidates = [("hpctrain CUDA", "device", lambda w=workload, b=batches:
                        hpctrain_cuda(w, b, "device")),
                       ("hpctrain CUDA", "host", lambda w=workload, b=batches:
-                       hpctrain_cuda(w, b, "host"))]
-        if name == "W2-8192":
-            from hpctrain.kernels.cuda_dense import DEEP
-
-            candidates.append(("hpctrain CUDA DEEP tiles", "device", lambda w=workload,
-                               b=batches: hpctrain_cuda(w, b, "device", shapes=DEEP)))
+                       hpctrain_cuda(w, b, "host")),
+                      ("hpctrain CUDA", "pinned", lambda w=workload, b=batches:
+                       hpctrain_cuda(w, b, "pinned"))]
         if name == "W1":
             candidates.append(("hpctrain CUDA layered", "device", lambda w=workload, b=batches:
                                hpctrain_cuda(w, b, "device", fused=False)))

@@ -154,6 +154,9 @@ class CudaEngine:
         self.batches = BatchStager(m.features, self.stream, self.device_id)
         self.grad_dirty = False      # the device gradient holds a sum not yet consumed
         self.grad_in_busy = False    # a copy from grad_in may still be reading it
+        self.grad_in_copied = cuda.event()
+        self.pinned_buffers = []     # from host_buffer: gradients copy straight into them
+        self.direct_copies = {}
         self.stream.synchronize()
 
     # --- the engine contract -----------------------------------------------------------------
@@ -176,13 +179,17 @@ class CudaEngine:
         batch = self.batches.put(X, y)
         self.network.loss_grad(batch, rows)
         self.grad_dirty = True
-        if grad_host is None:
+        direct = None if grad_host is None else self._direct(grad_host)
+        if direct is not None:
+            direct[0]()
+            self.copy_stats_out()
+        elif grad_host is None:
             self.copy_stats_out()
         else:
             self.copy_grad_out()
         self.stream.synchronize()
         self.grad_in_busy = False
-        if grad_host is not None:
+        if grad_host is not None and direct is None:
             grad_host[...] = self.grad_out_head
         loss, right, bad = (float(v) for v in self.stats_out)
         if bad > 0:
@@ -193,16 +200,26 @@ class CudaEngine:
         """One fused update with the reduced gradient SUM times scale (1 / global count).
 
         grad_host=None: use the sum the last loss_grad left on the GPU."""
+        direct = None
         if grad_host is not None:
             self._check_grad(grad_host)
-            if self.grad_in_busy:
-                self.stream.synchronize()
-            self.grad_in[...] = grad_host
-            self.copy_grad_in()
-            self.grad_in_busy = True
+            direct = self._direct(grad_host)
+            if direct is not None:
+                direct[1]()
+                self.grad_in_copied.record(self.stream)
+            else:
+                if self.grad_in_busy:
+                    self.stream.synchronize()
+                self.grad_in[...] = grad_host
+                self.copy_grad_in()
+                self.grad_in_busy = True
         self.optimizer.steps += 1
         self.update.apply(self.params, self.grad, self.state, scale, lr, self.optimizer.steps)
         self.grad_dirty = False
+        if direct is not None:
+            # The caller owns grad_host again once step returns: wait for the copy (not for
+            # the update, which goes on while the caller prepares the next step).
+            self.grad_in_copied.synchronize()
 
     def params_host(self) -> np.ndarray:
         """A host copy of the parameters (a new array)."""
@@ -237,10 +254,41 @@ class CudaEngine:
 
     # --- extensions ------------------------------------------------------------------------
 
+    def host_buffer(self, size: int) -> np.ndarray:
+        """A zeroed float32 array of `size` values in pinned host memory, meant for the
+        training loop's allreduce buffer: a gradient view into it (contiguous, n_params
+        long) goes to and from the GPU directly, without the two host-side copies through
+        the engine's own pinned buffers that a pageable gradient buffer needs."""
+        from .kernels.cuda_shim import cuda
+
+        buf = cuda.pinned_array(size, dtype=np.float32)
+        buf[...] = 0
+        self.pinned_buffers.append(buf)
+        return buf
+
+    def _direct(self, grad_host):
+        """(copy to grad_host, copy from grad_host), prepared once per address, when
+        grad_host lies inside a buffer from host_buffer; None otherwise."""
+        from .kernels.cuda_launch import Copy
+
+        start = grad_host.ctypes.data
+        found = self.direct_copies.get(start)
+        if found is None:
+            stop = start + grad_host.nbytes
+            inside = any(buf.ctypes.data <= start and stop <= buf.ctypes.data + buf.nbytes
+                         for buf in self.pinned_buffers)
+            if not inside or not grad_host.flags.c_contiguous:
+                return None
+            found = (Copy(self.grad[:self.n], grad_host, "to_host", self.stream),
+                     Copy(self.grad[:self.n], grad_host, "to_device", self.stream))
+            self.direct_copies[start] = found
+        return found
+
     def prefetch(self, X, y) -> None:
         """Start copying the next batch to the GPU; the next loss_grad with these same
-        arrays uses the copy. X and y must not change until then (large batches are read
-        by a helper thread while the current step runs)."""
+        arrays uses the copy. Call it before the current step's loss_grad, so that the copy
+        overlaps that step. X and y must not change until they are used (large batches are
+        read by helper threads meanwhile)."""
         X, y = self._check_batch(X, y)
         if X.shape[0]:
             self.batches.prefetch(X, y)

@@ -281,22 +281,25 @@ def batch_for(rng, model, rows):
     return X, rng.integers(0, max(model.classes, 2), rows).astype(np.int32)
 
 
-@pytest.mark.parametrize("name,task,fused,on_gpu", [
-    ("adam", "binary", None, False), ("sgd", "multiclass", False, False),
-    ("adam", "regression", None, True), ("adam", "multiclass", False, True)], ids=str)
-def test_engine_trains_like_the_cpu_engine(rng, name, task, fused, on_gpu):
+@pytest.mark.parametrize("name,task,fused,mode", [
+    ("adam", "binary", None, "host"), ("sgd", "multiclass", False, "host"),
+    ("adam", "regression", None, "device"), ("adam", "multiclass", False, "device"),
+    ("sgd", "binary", None, "pinned"), ("adam", "multiclass", False, "pinned")], ids=str)
+def test_engine_trains_like_the_cpu_engine(rng, name, task, fused, mode):
     """Same steps, same data: same losses, gradients and parameters to float32 rounding.
-    on_gpu: the one-GPU mode, where the gradient never leaves the device."""
+    host: the gradient comes to a host buffer (for the allreduce); pinned: that buffer is
+    the engine's pinned memory (copied directly); device: it never leaves the GPU."""
     settings = dict(momentum=0.9, weight_decay=0.01) if name == "sgd" else {}
     model, cpu, gpu = engine_pair(name, task, (6, 4), "tanh", fused, **settings)
     n = model.n_params
-    g_cpu, g_gpu = np.zeros(n, np.float32), np.zeros(n, np.float32)
+    g_cpu = np.zeros(n, np.float32)
+    g_gpu = gpu.host_buffer(n + 4)[1:n + 1] if mode == "pinned" else np.zeros(n, np.float32)
     for step in range(3):
         X, y = batch_for(rng, model, 9 + step)
         if step == 1:
             gpu.prefetch(X, y)
         loss_cpu, right_cpu = cpu.loss_grad(X, y, g_cpu)
-        if on_gpu:
+        if mode == "device":
             loss_gpu, right_gpu = gpu.loss_grad(X, y, None)
         else:
             loss_gpu, right_gpu = gpu.loss_grad(X, y, g_gpu)
@@ -304,13 +307,15 @@ def test_engine_trains_like_the_cpu_engine(rng, name, task, fused, on_gpu):
         close(loss_gpu, loss_cpu, tol=1e-5)
         assert right_gpu == right_cpu
         cpu.step(g_cpu, 1 / len(X), 0.01)
-        gpu.step(None if on_gpu else g_gpu, 1 / len(X), 0.01)
+        gpu.step(None if mode == "device" else g_gpu, 1 / len(X), 0.01)
         close(gpu.params_host(), cpu.params_host(), tol=1e-5)
     state_gpu, state_cpu = gpu.optimizer_state(), cpu.optimizer_state()
     assert state_gpu["name"] == state_cpu["name"] and state_gpu["step"] == state_cpu["step"] == 3
     assert set(state_gpu["buffers"]) == set(state_cpu["buffers"])
     for k, v in state_cpu["buffers"].items():
         close(state_gpu["buffers"][k], v, tol=1e-5)
+    if mode == "pinned":
+        assert gpu._direct(g_gpu) is not None           # it did take the direct path
 
 
 def test_checkpoints_move_between_cpu_and_gpu(rng):
@@ -377,24 +382,32 @@ def test_layout_views_match_the_cpu_model():
         assert np.array_equal(db.copy_to_host(), b) and np.array_equal(b, rb)
 
 
-@pytest.mark.parametrize("threaded", [False, True], ids=["inline", "helper-thread"])
-def test_prefetched_batches_are_the_ones_used(rng, monkeypatch, threaded):
-    """Prefetch the next batch while a step runs; a prefetch nobody uses is dropped."""
+@pytest.mark.parametrize("threaded", [False, True], ids=["inline", "helper-threads"])
+@pytest.mark.parametrize("order", ["before-step", "after-step"])
+def test_prefetched_batches_are_the_ones_used(rng, monkeypatch, threaded, order):
+    """Prefetch the next batch before or after the current step; a prefetch nobody asks
+    for is dropped; whatever the order, each step computes on its own batch."""
     from hpctrain.kernels import cuda_staging
 
     if threaded:
         monkeypatch.setattr(cuda_staging, "THREAD_BYTES", 0)
     model, cpu, gpu = engine_pair("adam", "binary")
     n = model.n_params
-    batches = [batch_for(rng, model, 8 + k) for k in range(4)]
+    batches = [batch_for(rng, model, 8 + k) for k in range(5)]
     g_cpu, g_gpu = np.zeros(n, np.float32), np.zeros(n, np.float32)
-    gpu.prefetch(*batches[0])
-    for k, (X, y) in enumerate(batches):
-        loss_gpu, _ = gpu.loss_grad(X, y, g_gpu)
+
+    def prefetch_next(k):
         if k == 1:
-            gpu.prefetch(*batch_for(rng, model, 5))      # not used: batches[2] comes next
-        elif k + 1 < len(batches):
+            gpu.prefetch(*batch_for(rng, model, 5))      # never asked for
+        if k + 1 < len(batches):
             gpu.prefetch(*batches[k + 1])
+
+    for k, (X, y) in enumerate(batches):
+        if order == "before-step":
+            prefetch_next(k)
+        loss_gpu, _ = gpu.loss_grad(X, y, g_gpu)
+        if order == "after-step":
+            prefetch_next(k)
         loss_cpu, _ = cpu.loss_grad(X, y, g_cpu)
         close(g_gpu, g_cpu, tol=5e-5)
         close(loss_gpu, loss_cpu, tol=1e-5)
