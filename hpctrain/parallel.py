@@ -74,3 +74,11 @@ def abort_on_failure(comm):
         # MPICH's MPI_Abort can return before the launcher kills this process; never let
         # the rank carry on as if nothing happened.
         os._exit(code)
+
+
+def mpi_library() -> str:
+    """The MPI library's one-line name (Open MPI's string ends in a NUL byte: dropped)."""
+    from mpi4py import MPI
+
+    text = MPI.Get_library_version().replace("\x00", "").strip()
+    return " ".join(text.splitlines()[0].split()) if text else "unknown MPI"

@@ -22,7 +22,7 @@ from .config import TrainConfig
 from .errors import InputError, RunFailed
 from .faults import FaultPlan
 from .metrics import PHASES, MetricsLog, StepTimer, gather_phase_stats, write_json_atomic
-from .parallel import abort_on_failure, collective_check
+from .parallel import abort_on_failure, collective_check, mpi_library
 
 # Slots after the gradient in the one buffer that every step allreduces.
 COUNT, LOSS, CORRECT, NONFINITE = range(4)
@@ -374,7 +374,7 @@ class Trainer:
             "phase_times_mean_s": {p: v["mean"] for p, v in phases.items()},
             "final": self.final, "model": self.model.spec(), "parameters": self.n,
             "dataset": os.path.abspath(self.cfg.data),
-            "mpi_library": MPI.Get_library_version().splitlines()[0].strip(),
+            "mpi_library": mpi_library(),
             "hosts": sorted(set(hosts)),
         }
         write_json_atomic(os.path.join(self.cfg.out, "summary.json"), summary)

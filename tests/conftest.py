@@ -1,5 +1,6 @@
 import os
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
 
@@ -7,3 +8,10 @@ sys.path.insert(0, os.path.dirname(__file__))
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+# Keep the user's Numba cache (compiling is slow), but give `auto` a private cache, so tests
+# never read or overwrite the algorithm choices measured for real runs.
+from hpctrain.runtime import default_cache_dir  # noqa: E402
+
+os.environ.setdefault("NUMBA_CACHE_DIR", default_cache_dir())
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="hpctrain-test-cache-")

@@ -17,7 +17,7 @@ import click
 
 from .. import runtime
 from ..errors import InputError, RunFailed
-from ..parallel import abort_on_failure, collective_check
+from ..parallel import abort_on_failure, collective_check, mpi_library
 
 DEFAULT_SIZES = "4K,64K,1M,8M,64M"
 UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
@@ -187,7 +187,6 @@ def time_calls(comm, fn, inputs: Inputs, repeats: int, warmup: int) -> float:
 
 
 def make_row(p, inputs: Inputs, name, seconds, repeats, warmup) -> dict:
-    from mpi4py import MPI
 
     size = inputs.buf.nbytes
     algbw = size / seconds / 1e9
@@ -195,7 +194,7 @@ def make_row(p, inputs: Inputs, name, seconds, repeats, warmup) -> dict:
         "ranks": p, "dtype": inputs.buf.dtype.name, "size_bytes": size,
         "count": inputs.buf.size, "algorithm": name, "time_us": seconds * 1e6, "algbw_GBps": algbw,
         "busbw_GBps": algbw * bus_factor(p), "busbw_vs_native": None,
-        "repeats": repeats, "warmup": warmup, "mpi": mpi_library(MPI),
+        "repeats": repeats, "warmup": warmup, "mpi": mpi_library(),
     }
 
 
@@ -214,19 +213,13 @@ def add_ratios(rows, size) -> None:
         row["busbw_vs_native"] = native["time_us"] / row["time_us"]
 
 
-def mpi_library(MPI) -> str:
-    """The library's first version line, e.g. 'Open MPI v4.1.6, ...' or 'MPICH Version: 5.0.2'."""
-    return " ".join(MPI.Get_library_version().strip().splitlines()[0].split())
-
-
 def header(comm, dtype, repeats, warmup) -> str:
-    from mpi4py import MPI
 
     columns = (f"{'size(B)':>12} {'count':>11} {'algorithm':>10} {'time(us)':>11} "
                f"{'algbw(GB/s)':>12} {'busbw(GB/s)':>12} {'vs native':>10}")
     p = comm.Get_size()
     ranks = f"{p} rank" if p == 1 else f"{p} ranks"
-    return (f"# allreduce, in place, {ranks}, {dtype}, {mpi_library(MPI)}\n"
+    return (f"# allreduce, in place, {ranks}, {dtype}, {mpi_library()}\n"
             f"# each: checked against a float64 sum, {warmup} warm-up calls, median of "
             f"{repeats} timed calls (slowest rank per call, barrier before each)\n"
             f"#{columns[1:]}")

@@ -22,6 +22,7 @@ import time
 import numpy as np
 from mpi4py import MPI
 
+from ..parallel import mpi_library
 from . import topology
 
 SMALLEST_CLASS = 4096      # bytes: below this, latency is all there is
@@ -151,7 +152,7 @@ def layout_key(comm, names: list) -> str:
     layout = {
         "hosts": topology.hosts(comm),
         "ranks_per_node": list(topology.of(comm).node_sizes),
-        "mpi": MPI.Get_library_version().splitlines()[0].strip(),
+        "mpi": mpi_library(),
         "candidates": names,
     }
     return json.dumps(layout, sort_keys=True)

@@ -67,10 +67,12 @@ def sum_rows(rows, out, lo, hi):
 
 
 def chunk_bytes(ranks: int) -> int:
-    """Bytes per row that one pipeline step handles: HPCTRAIN_SHM_CHUNK_BYTES, else about
-    8 MiB over all rows (two steps in flight fit a shared L3), within 64 KiB .. 1 MiB.
-    0 turns the pipeline off (one step, two barriers, for any size); so does a node with
-    more ranks than cores, where every extra barrier waits for a rank to be scheduled."""
+    """Bytes per row that one pipeline step handles: HPCTRAIN_SHM_CHUNK_BYTES; 0 (the
+    default) turns the pipeline off (one step, two barriers, for any size).
+
+    Off by default because it lost where it was measured: on the 16-core machine
+    (benchmarks/results/allreduce) the one-step shm beat the pipeline at 8 and 16 ranks for
+    256 KB - 16 MB, by up to 1.5x (each extra barrier waits for the slowest rank)."""
     text = os.environ.get(CHUNK_VAR, "").strip()
     if text:
         wanted = int(text) if text.isdigit() else -1
@@ -78,10 +80,8 @@ def chunk_bytes(ranks: int) -> int:
             err = InputError(f"{CHUNK_VAR}={text!r}: expected a whole number of bytes (0: off)")
             err.collective = True  # every rank reads the same variable: rank 0 reports it
             raise err
-    elif ranks > (os.cpu_count() or 1):
-        wanted = 0
     else:
-        wanted = min(max((8 << 20) // (ranks + 1), 64 << 10), 1 << 20)
+        wanted = 0
     return _round_up(wanted, ALIGN)
 
 

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The CPU study on the lent 16-core machine (../shared/DEVICE.md), in as few device calls as
+# possible. Each PART writes under OUT_DIR and ends with a short summary on stdout.
+#
+#   benchmarks/device_cpu_study.sh allreduce OUT_DIR   # membw + every allreduce, 2..16 ranks
+#   benchmarks/device_cpu_study.sh endtoend OUT_DIR    # one-core kernels; end-to-end samples/s
+#                                                      # vs PyTorch DDP, 1..16 ranks
+#   benchmarks/device_cpu_study.sh scaling OUT_DIR     # strong and weak scaling, W1 and W2
+#
+# Open MPI 4.1.6 runs as root there, one rank per core (--bind-to core), one thread per rank.
+set -uo pipefail
+part=${1:?usage: device_cpu_study.sh allreduce|endtoend|scaling OUT_DIR}
+out=${2:?usage: device_cpu_study.sh allreduce|endtoend|scaling OUT_DIR}
+here=$(cd "$(dirname "$0")" && pwd)
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 PYTHONUNBUFFERED=1
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMBA_NUM_THREADS=1
+mkdir -p "$out"
+python3 -m pip install -q --no-deps --no-build-isolation -e "$here/.." >/dev/null 2>&1 \
+    || { echo "install failed"; exit 1; }
+
+case "$part" in
+allreduce)
+    RANKS="2 4 8 16" SIZES=4K,16K,64K,256K,1M,4M,8M,16M,64M REPEATS=20 \
+        bash "$here/shm.sh" "$out/allreduce"
+    python3 -m hpctrain.bench.allreduce_plot "$out/allreduce/allreduce.csv" \
+        "$out/allreduce/allreduce-study.png"
+    ;;
+endtoend)
+    python3 "$here/kernels.py" --repeats 5 --csv "$out/kernels.csv" | tee "$out/kernels.txt"
+    python3 "$here/train.py" --workloads W1,W2 --ranks 1,2,4,8,16 \
+        --algorithms shm,ring,native --steps 20 --launcher "mpirun --bind-to core" \
+        --csv "$out/train.csv" | tee "$out/train.txt"
+    ;;
+scaling)
+    for study in "W2 strong" "W1 strong" "W2 weak" "W1 weak"; do
+        set -- $study
+        hpctrain bench scaling --workload "$1" --mode "$2" --ranks 1,2,4,8,16 \
+            --allreduce shm,ring --steps 15 --repeats 1 --mpiexec-args "--bind-to core" \
+            --timeout 120 --out "$out/scaling-$1-$2" | tail -n 14
+    done
+    ;;
+*) echo "unknown part $part"; exit 2 ;;
+esac
