@@ -377,6 +377,10 @@ class Trainer:
             "mpi_library": mpi_library(),
             "hosts": sorted(set(hosts)),
         }
+        if self.cfg.allreduce == "auto":
+            from .comm import auto
+
+            summary["auto_choices"] = auto.choices()
         write_json_atomic(os.path.join(self.cfg.out, "summary.json"), summary)
         return summary
 

@@ -50,13 +50,15 @@ def test_global_shuffle_matches_one_rank(data, one_rank, tmp_path, ranks, algori
 
 def test_every_algorithm_trains_the_same(data, tmp_path):
     results = {}
-    for algorithm in ("ring", "tree", "native"):
+    for algorithm in ("ring", "tree", "native", "shm", "auto"):
         run = str(tmp_path / algorithm)
         check(run_mpi(3, train_args(data, run, "--steps", "15", "--batch-size", "16",
                                     "--allreduce", algorithm)))
         results[algorithm] = final_params(run)
     np.testing.assert_allclose(results["ring"], results["native"], atol=ATOL)
-    np.testing.assert_allclose(results["tree"], results["native"], atol=ATOL)
+    for algorithm in ("tree", "shm", "auto"):
+        np.testing.assert_allclose(results[algorithm], results["native"], atol=ATOL)
+    assert summary(str(tmp_path / "auto"))["auto_choices"]
 
 
 @pytest.mark.parametrize("rows,ranks", [(10, 3), (3, 4)])
