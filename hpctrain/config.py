@@ -26,7 +26,7 @@ class TrainConfig:
     shuffle: str = "local"  # local | global
     lr_scaling: str = "none"  # none | linear
     warmup_steps: int = 0
-    allreduce: str = "ring"
+    allreduce: str = "auto"  # measured per size class at start-up, cached per machine
     bucket_mb: float = 0.0  # > 0: overlap the allreduce with backward, in buckets this big
     device: str = "cpu"
     threads: int = 1
