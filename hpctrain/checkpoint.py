@@ -108,8 +108,8 @@ def load(path, model=None) -> Checkpoint:
                 b[...] = f[f"params/layer{l}/b"][...]
             buffers = {name: f[f"optimizer/{name}"][...] for name in f.get("optimizer", {})}
             checksum = attrs["checksum"]
-    except InputError:
-        raise
+    except InputError as err:  # e.g. a model spec that no model fits: name the file
+        raise InputError(err.message, err.path or path) from None
     except (OSError, KeyError, ValueError, TypeError) as err:
         raise InputError(f"unreadable or corrupted checkpoint ({err})", path) from None
     optimizer_state = {**meta["optimizer"], "buffers": buffers}
