@@ -6,9 +6,11 @@ step the host sees only what the training loop needs: the gradient sum for the a
 and, after the allreduce, the reduced sum going back (one host-to-device copy), followed
 by one fused update kernel that also zeroes the gradient for the next step.
 
-Two extensions for a single GPU, where no allreduce is needed (docs/INTERFACES.md):
-`loss_grad(X, y, None)` leaves the gradient on the GPU and `step(None, scale, lr)` uses
-it there; `prefetch(X, y)` copies the next batch in while the current step computes.
+Extensions (docs/INTERFACES.md): `prefetch(X, y)` names the next batch, copied in while the
+current step computes; `host_buffer(size)` gives pinned memory for the allreduce buffer,
+which the gradient then reaches without host-side copies; and on one GPU, where no
+allreduce is needed, `loss_grad(X, y, None)` leaves the gradient on the GPU and
+`step(None, scale, lr)` uses it there.
 
 The optimizer's bookkeeping (settings, step count, the state dict format) is the CPU
 optimizer's own (hpctrain.optim), so a checkpoint written by either engine loads in the
@@ -151,7 +153,7 @@ class CudaEngine:
                                    beta2=getattr(opt, "beta2", 0.999),
                                    eps=getattr(opt, "eps", 1e-8))
         self.update.bind(self.params, self.grad, self.state)
-        self.batches = BatchStager(m.features, self.stream, self.device_id)
+        self.batches = BatchStager(m.features, self.stream)
         self.grad_dirty = False      # the device gradient holds a sum not yet consumed
         self.grad_in_busy = False    # a copy from grad_in may still be reading it
         self.grad_in_copied = cuda.event()
@@ -187,6 +189,7 @@ class CudaEngine:
             self.copy_stats_out()
         else:
             self.copy_grad_out()
+        self.batches.stage_requested()     # the next batch's copy, while the GPU computes
         self.stream.synchronize()
         self.grad_in_busy = False
         if grad_host is not None and direct is None:
@@ -285,10 +288,10 @@ class CudaEngine:
         return found
 
     def prefetch(self, X, y) -> None:
-        """Start copying the next batch to the GPU; the next loss_grad with these same
-        arrays uses the copy. Call it before the current step's loss_grad, so that the copy
-        overlaps that step. X and y must not change until they are used (large batches are
-        read by helper threads meanwhile)."""
+        """Name the next batch: the next loss_grad copies it to the GPU while its own
+        kernels run, and the loss_grad after that, called with these same arrays, finds it
+        there. So call it before the current step's loss_grad, and leave X and y unchanged
+        until they are used."""
         X, y = self._check_batch(X, y)
         if X.shape[0]:
             self.batches.prefetch(X, y)

@@ -38,11 +38,7 @@ class PreparedLaunch:
     def __init__(self, dispatcher, grid, block, stream, args):
         self.args = list(args)
         self.scalar_slots = [i for i, a in enumerate(self.args) if _is_scalar(a)]
-        with warnings.catch_warnings():
-            # numba-cuda warns about grids under 128 blocks; ours are small on purpose
-            # (the fused kernel on a small batch: fewer blocks, fewer atomics).
-            warnings.filterwarnings("ignore", message="Grid size .* under-utilization")
-            self.plain = dispatcher[grid, block, stream]
+        self.dispatcher, self.configuration = dispatcher, (grid, block, stream)
         self.fast = False
         if not simulated():
             try:
@@ -50,6 +46,13 @@ class PreparedLaunch:
                 self.fast = True
             except Exception:  # internals differ: keep the ordinary launch
                 self.fast = False
+
+    def _configured(self):
+        with warnings.catch_warnings():
+            # numba-cuda warns about grids under 128 blocks; ours are small on purpose
+            # (the fused kernel on a small batch: fewer blocks, fewer atomics).
+            warnings.filterwarnings("ignore", message="Grid size .* under-utilization")
+            return self.dispatcher[self.configuration]
 
     def _prepare(self, dispatcher, grid, block, stream) -> None:
         from cuda.core import LaunchConfig, Stream, launch
@@ -74,7 +77,9 @@ class PreparedLaunch:
         if not self.fast:
             for slot, value in zip(self.scalar_slots, scalars, strict=False):
                 self.args[slot] = value
-            self.plain(*self.args)
+            # Configured anew each time: the simulator's kernel[...] configures the kernel
+            # object itself, so another launch of it may have changed its grid since.
+            self._configured()(*self.args)
             return
         for (at, ctype), value in zip(self.scalar_at, scalars, strict=False):
             self.flat[at] = ctype(value)

@@ -4,21 +4,21 @@ A batch travels as ONE flat float32 buffer: rows * features inputs, then the row
 as float32 (class indices are exact in float32), so the kernels take one array. Copies
 from pinned (page-locked) memory run at the bus's full speed and need not block the host.
 
-`prefetch(X, y)` stages the NEXT batch while the current step computes; the `put(X, y)`
-that asks for those same arrays then only makes the compute stream wait for the copy.
-Called before the current step's loss_grad, the whole copy overlaps that step: three
-slots, so that the slot being prefetched into is neither the one the current step reads
-nor the one it was prefetched into; each slot has its own copy stream, so waiting for one
-slot's copy never waits for another's.
+Copying a batch is host work too: 34 MB into pinned memory for 8192 rows of 1024 features,
+milliseconds, as long as the GPU's whole step on them. So the next batch is staged while
+the GPU computes the current one: `prefetch(X, y)` only records the request, and
+`stage_requested()`, which the engine calls right after queuing the current step's
+kernels and before waiting for them, copies it into pinned memory and on to the GPU on
+its own copy stream, in row ranges so that the transfer of one range overlaps the host
+copy of the next. The `put(X, y)` that then asks for those same arrays only makes the
+compute stream wait for that copy. (Helper threads doing the host copy measured slower
+on the lent H100: W2 at 8192 rows went from 9.5 to 13.2 ms a step; the main thread is
+idle while the GPU computes anyway.)
 
-The copy into pinned memory is itself host work: 34 MB for 8192 rows of 1024 features,
-milliseconds, as long as the GPU's whole step. So a large batch is copied by helper
-threads, in row ranges, each range sent on to the GPU as soon as it is in pinned memory
-(NumPy releases the GIL while it copies). Small batches are copied at once: handing them
-to threads would cost more than the copy.
+Three slots, each with its own copy stream: the slot being staged into is never the one
+the current step reads, nor one still waiting to be used; waiting for one slot's copy
+never waits for another's.
 """
-
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -26,8 +26,7 @@ from .cuda_launch import Copy
 from .cuda_shim import cuda
 
 SLOTS = 3
-THREAD_BYTES = 1 << 20        # batches at least this large are copied by helper threads
-HELPERS = 4                   # helper threads, and row ranges a large batch is cut into
+RANGE_BYTES = 4 << 20         # a large batch goes over in row ranges of about this size
 
 
 class _Slot:
@@ -37,7 +36,7 @@ class _Slot:
         self.device = None
         self.stream = cuda.stream()
         self.copied = cuda.event()
-        self.layouts = {}      # (rows, pieces) -> [(rows slice, pinned view, Copy)], labels
+        self.layouts = {}      # rows -> ([(rows slice, pinned view, Copy)], labels, Copy)
 
     def fit(self, floats: int) -> None:
         if floats > self.capacity:
@@ -46,18 +45,16 @@ class _Slot:
             self.device = cuda.device_array(self.capacity, dtype=np.float32)
             self.layouts.clear()
 
-    def layout(self, rows: int, features: int, pieces: int):
+    def layout(self, rows: int, features: int):
         """Row ranges of X and the labels, each with its pinned view and prepared copy."""
-        key = (rows, pieces)
-        found = self.layouts.get(key)
+        found = self.layouts.get(rows)
         if found is None:
             if len(self.layouts) >= 8:     # batch sizes come and go (an epoch's last batch)
                 self.layouts.clear()
+            pieces = max(1, min(rows, rows * features * 4 // RANGE_BYTES))
             bounds = np.linspace(0, rows, pieces + 1).astype(int)
             ranges = []
             for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-                if a == b:
-                    continue
                 host = self.pinned[a * features:b * features]
                 ranges.append((slice(a, b), host.reshape(b - a, features),
                                Copy(self.device[a * features:b * features], host,
@@ -65,97 +62,71 @@ class _Slot:
             labels = self.pinned[rows * features:rows * (features + 1)]
             found = (ranges, labels, Copy(self.device[rows * features:rows * (features + 1)],
                                           labels, "to_device", self.stream))
-            self.layouts[key] = found
+            self.layouts[rows] = found
         return found
 
 
-class _Pending:
-    """A prefetch in flight: for which arrays, into which slot, the helpers' work."""
-
-    def __init__(self, X, y, index, futures):
-        self.X, self.y, self.index, self.futures = X, y, index, futures
-
-    def finish(self) -> None:
-        """Wait until every range is in pinned memory and its device copy is queued."""
-        for future in self.futures:
-            future.result()
-
-
 class BatchStager:
-    def __init__(self, features: int, stream, device_id: int = 0):
+    def __init__(self, features: int, stream):
         self.features = features
         self.stream = stream
-        self.device_id = device_id
         self.slots = [_Slot() for _ in range(SLOTS)]
         self.last = 0              # the slot the kernels read last
-        self.pending = []          # prefetched batches, oldest first
-        self.helpers = None
-
-    def put(self, X, y):
-        """The device buffer holding (X, y), copied in or prefetched; X (rows, features)."""
-        index = None
-        while self.pending and index is None:
-            pending = self.pending.pop(0)
-            pending.finish()
-            slot = self.slots[pending.index]
-            if pending.X is X and pending.y is y:
-                index = pending.index
-                slot.copied.record(slot.stream)
-                slot.copied.wait(self.stream)
-            else:
-                slot.stream.synchronize()          # a prefetch nobody asked for
-        if index is None:
-            for pending in self.pending:            # later prefetches: no longer in order
-                pending.finish()
-                self.slots[pending.index].stream.synchronize()
-            self.pending.clear()
-            index = (self.last + 1) % SLOTS
-            self._copy_now(self.slots[index], X, y)
-            self.slots[index].copied.record(self.slots[index].stream)
-            self.slots[index].copied.wait(self.stream)
-        self.last = index
-        return self.slots[index].device
+        self.requested = None      # (X, y) of the next batch, not yet copied
+        self.pending = []          # (X, y, slot index) of copied batches, oldest first
 
     def prefetch(self, X, y) -> None:
-        """Start copying the next batch; the next `put(X, y)` with these same arrays uses it.
+        """Ask for (X, y) to be copied while the next step computes (stage_requested)."""
+        self.requested = (X, y)
 
-        X and y must not change until that `put` (a large batch is read in the background).
-        Best called before the current step's loss_grad: the copy then overlaps it.
-        """
-        if len(self.pending) == SLOTS - 1:          # nobody consumes them: drop the oldest
-            oldest = self.pending.pop(0)
-            oldest.finish()
-            self.slots[oldest.index].stream.synchronize()
-        taken = {self.last} | {p.index for p in self.pending}
-        index = next(i for i in range(SLOTS) if i not in taken)
-        slot = self.slots[index]
-        if X.nbytes < THREAD_BYTES:
-            self._copy_now(slot, X, y)
-            self.pending.append(_Pending(X, y, index, []))
+    def stage_requested(self) -> None:
+        """Copy the requested batch into a free slot, asynchronously; call it while the
+        GPU is busy, so that the host-side copy overlaps the GPU's work."""
+        if self.requested is None:
             return
-        if self.helpers is None:
-            # Helper threads need this process's GPU context current to queue copies.
-            self.helpers = ThreadPoolExecutor(HELPERS, "hpctrain-prefetch",
-                                              cuda.select_device, (self.device_id,))
-        rows = X.shape[0]
-        slot.fit(rows * (self.features + 1))
-        ranges, labels, copy_labels = slot.layout(rows, self.features, HELPERS)
-        labels[...] = y
-        copy_labels()
-        futures = [self.helpers.submit(_copy_range, X, part, host, copy)
-                   for part, host, copy in ranges]
-        self.pending.append(_Pending(X, y, index, futures))
+        X, y = self.requested
+        self.requested = None
+        if len(self.pending) == SLOTS - 1:          # nobody uses them: drop the oldest
+            self._drop(self.pending.pop(0))
+        taken = {self.last} | {index for _, _, index in self.pending}
+        index = next(i for i in range(SLOTS) if i not in taken)
+        self._copy(self.slots[index], X, y)
+        self.pending.append((X, y, index))
 
-    def _copy_now(self, slot: _Slot, X, y) -> None:
+    def put(self, X, y):
+        """The device buffer holding (X, y), staged earlier or copied now; X (rows,
+        features). The compute stream waits for the copy; the host does not."""
+        if self.requested is not None and self.requested[0] is X and self.requested[1] is y:
+            self.stage_requested()
+        index = None
+        while self.pending and index is None:
+            entry = self.pending.pop(0)
+            if entry[0] is X and entry[1] is y:
+                index = entry[2]
+            else:
+                self._drop(entry)
+        if index is None:
+            for entry in self.pending:               # later ones: no longer in order
+                self._drop(entry)
+            self.pending.clear()
+            index = (self.last + 1) % SLOTS
+            self._copy(self.slots[index], X, y)
+        slot = self.slots[index]
+        slot.copied.record(slot.stream)
+        slot.copied.wait(self.stream)
+        self.last = index
+        return slot.device
+
+    def _drop(self, entry) -> None:
+        """A staged batch nobody asked for: let its copy finish before the slot is reused."""
+        self.slots[entry[2]].stream.synchronize()
+
+    def _copy(self, slot: _Slot, X, y) -> None:
         rows = X.shape[0]
         slot.fit(rows * (self.features + 1))
-        ranges, labels, copy_labels = slot.layout(rows, self.features, 1)
+        ranges, labels, copy_labels = slot.layout(rows, self.features)
         for part, host, copy in ranges:
-            _copy_range(X, part, host, copy)
+            host[...] = X[part]
+            copy()          # this range's transfer overlaps the host copy of the next
         labels[...] = y
         copy_labels()
-
-
-def _copy_range(X, part, host, copy) -> None:
-    host[...] = X[part]
-    copy()

@@ -6,6 +6,7 @@ not leak into the other tests of this process. Under the simulator every test ru
 and in CI; on a machine with a GPU they run once more on the GPU, with larger shapes.
 """
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -32,6 +33,10 @@ def assert_all_passed(proc: subprocess.CompletedProcess) -> None:
         proc.stdout
 
 
+NUMBA_CUDA = importlib.util.find_spec("numba_cuda") is not None
+
+
+@pytest.mark.skipif(not NUMBA_CUDA, reason="needs numba-cuda (the 'cuda' extra)")
 def test_cuda_kernels_in_the_simulator():
     assert_all_passed(run_cases(NUMBA_ENABLE_CUDASIM="1"))
 

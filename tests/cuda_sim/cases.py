@@ -19,7 +19,37 @@ from reference import close, close_to_product, layer_views, loss_grad, n_params,
 from hpctrain.errors import InputError
 
 SIM = simulated()
+
+
+def lock_simulator_shared_arrays():
+    """numba-cuda 0.30's simulator finds a block's shared array by the calling line with an
+    unlocked get-then-set, so two threads of one block can each make their own array and
+    no longer share it: a flaky wrong result. Do the same lookup under a lock."""
+    import threading
+
+    from numba.cuda.simulator import kernelapi
+    from numba.np import numpy_support
+
+    lock = threading.Lock()
+
+    def array(self, shape, dtype, alignment=None):
+        assert alignment is None and shape != 0, "not used by hpctrain's kernels"
+        if not isinstance(dtype, np.dtype):
+            dtype = numpy_support.as_dtype(dtype) if hasattr(dtype, "bitwidth") else \
+                np.dtype(dtype)
+        frame = sys._getframe(1)
+        caller = (frame.f_code.co_filename, frame.f_lineno)
+        with lock:
+            found = self._allocations.get(caller)
+            if found is None:
+                found = self._allocations[caller] = np.empty(shape, dtype)
+        return found
+
+    kernelapi.FakeCUDAShared.array = array
+
+
 if SIM:
+    lock_simulator_shared_arrays()
     # The simulator runs each CUDA thread as a Python thread and polls them; a short
     # switch interval makes its barriers ten times faster.
     sys.setswitchinterval(1e-4)
@@ -382,15 +412,15 @@ def test_layout_views_match_the_cpu_model():
         assert np.array_equal(db.copy_to_host(), b) and np.array_equal(b, rb)
 
 
-@pytest.mark.parametrize("threaded", [False, True], ids=["inline", "helper-threads"])
+@pytest.mark.parametrize("ranges", [False, True], ids=["whole", "in-row-ranges"])
 @pytest.mark.parametrize("order", ["before-step", "after-step"])
-def test_prefetched_batches_are_the_ones_used(rng, monkeypatch, threaded, order):
+def test_prefetched_batches_are_the_ones_used(rng, monkeypatch, ranges, order):
     """Prefetch the next batch before or after the current step; a prefetch nobody asks
     for is dropped; whatever the order, each step computes on its own batch."""
     from hpctrain.kernels import cuda_staging
 
-    if threaded:
-        monkeypatch.setattr(cuda_staging, "THREAD_BYTES", 0)
+    if ranges:
+        monkeypatch.setattr(cuda_staging, "RANGE_BYTES", 64)     # 3-4 rows a range
     model, cpu, gpu = engine_pair("adam", "binary")
     n = model.n_params
     batches = [batch_for(rng, model, 8 + k) for k in range(5)]
