@@ -56,19 +56,27 @@ class GlobalShuffle:
 
 
 class BatchGather:
-    """Copies the chosen rows into reused, C-contiguous batch buffers (no per-step allocation)."""
+    """Copies the chosen rows into reused, C-contiguous batch buffers (no per-step allocation).
 
-    def __init__(self, X: np.ndarray, y: np.ndarray, max_rows: int):
+    With slots=2 successive calls alternate between two buffer pairs, so a batch handed to
+    an engine for copying ahead stays intact while the next one is gathered.
+    """
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, max_rows: int, slots: int = 1):
         self.X, self.y = X, y
-        self.xbuf = np.empty((max_rows, X.shape[1]), dtype=np.float32)
-        self.ybuf = np.empty((max_rows,), dtype=y.dtype)
+        self.slots = [self._alloc(max_rows) for _ in range(slots)]
+        self.turn = 0
+
+    def _alloc(self, rows: int):
+        return (np.empty((rows, self.X.shape[1]), dtype=np.float32),
+                np.empty((rows,), dtype=self.y.dtype))
 
     def __call__(self, rows: np.ndarray):
-        n = len(rows)
-        if n > len(self.xbuf):  # a global batch can put more rows on one rank than expected
-            self.xbuf = np.empty((n, self.X.shape[1]), dtype=np.float32)
-            self.ybuf = np.empty((n,), dtype=self.y.dtype)
-        xb, yb = self.xbuf[:n], self.ybuf[:n]
+        n, i = len(rows), self.turn
+        self.turn = (self.turn + 1) % len(self.slots)
+        if n > len(self.slots[i][0]):  # a global batch can put more rows on one rank
+            self.slots[i] = self._alloc(n)
+        xb, yb = self.slots[i][0][:n], self.slots[i][1][:n]
         np.take(self.X, rows, axis=0, out=xb)
         np.take(self.y, rows, out=yb)
         return xb, yb

@@ -157,7 +157,9 @@ class Trainer:
             self.first_step = setup.resume_from.step
         self.plan_batches()
         self.n = self.model.n_params
-        self.buf = np.zeros(self.n + 4, dtype=np.float32)
+        # A pinned buffer (CUDA) lets the gradient go to and from the GPU without extra copies.
+        make = getattr(self.engine, "host_buffer", None)
+        self.buf = make(self.n + 4) if make else np.zeros(self.n + 4, dtype=np.float32)
         self.faults = FaultPlan.from_env(self.rank)
         self.overlap = None
         if cfg.bucket_mb > 0 and setup.device == "cpu":
@@ -198,7 +200,9 @@ class Trainer:
         self.steps_per_epoch = max(self.comm.allreduce(self.plan.steps_needed(), op=MPI.MAX), 1)
         total = self.steps_per_epoch * cfg.epochs
         self.total_steps = min(total, cfg.steps) if cfg.steps else total
-        self.gather = BatchGather(s.X, s.y, self.max_rows)
+        self.prefetch = hasattr(self.engine, "prefetch")
+        self.gather = BatchGather(s.X, s.y, self.max_rows, slots=2 if self.prefetch else 1)
+        self.epoch_plans, self.pending = {}, None
         reference = cfg.batch_size
         scale = self.global_batch / reference if cfg.lr_scaling == "linear" else 1.0
         self.target_lr = cfg.lr * scale
@@ -233,13 +237,10 @@ class Trainer:
         interval = Interval()
         run_times, measured, busy = np.zeros(len(PHASES)), 0, 0.0
         time_to_first = None
-        rows_of, epoch_of_rows = None, None
         for step in range(self.first_step, self.total_steps):
             t_step = time.perf_counter()
             epoch, k = divmod(step, self.steps_per_epoch)
-            if epoch != epoch_of_rows:
-                rows_of, epoch_of_rows = self.plan.epoch(epoch), epoch
-            self.one_step(step, rows_of(k), timer, interval)
+            self.one_step(step, timer, interval)
             last = step + 1 == self.total_steps
             if (step + 1) % self.cfg.log_every == 0 or last:
                 self.log_step(step, epoch, interval)
@@ -266,16 +267,38 @@ class Trainer:
             self.log.close()
         return summary
 
-    def one_step(self, step: int, rows: np.ndarray, timer: StepTimer, interval) -> None:
+    def rows_for(self, step: int) -> np.ndarray:
+        """This rank's rows at `step` (plans of the current and the next epoch are kept)."""
+        epoch, k = divmod(step, self.steps_per_epoch)
+        if epoch not in self.epoch_plans:
+            if len(self.epoch_plans) >= 2:
+                self.epoch_plans.pop(min(self.epoch_plans))
+            self.epoch_plans[epoch] = self.plan.epoch(epoch)
+        return self.epoch_plans[epoch](k)
+
+    def next_batch(self, step: int):
+        """This step's batch. An engine that can copy ahead (CUDA) is also handed the next
+        step's batch now, gathered into the other of two buffers, so its copy overlaps this
+        step's compute."""
+        if not self.prefetch:
+            return self.gather(self.rows_for(step))
+        batch = self.pending if self.pending is not None else self.gather(self.rows_for(step))
+        self.pending = None
+        if step + 1 < self.total_steps:
+            self.pending = self.gather(self.rows_for(step + 1))
+            self.engine.prefetch(*self.pending)
+        return batch
+
+    def one_step(self, step: int, timer: StepTimer, interval) -> None:
         buf, n, cfg = self.buf, self.n, self.cfg
         grad = buf[:n]
         timer.start()
-        X, y = self.gather(rows)
+        X, y = self.next_batch(step)
         timer.lap(0)
 
         def set_tail(loss, correct):
             loss = self.faults.corrupt(step, loss, grad)
-            buf[n + COUNT], buf[n + LOSS], buf[n + CORRECT] = len(rows), loss, correct
+            buf[n + COUNT], buf[n + LOSS], buf[n + CORRECT] = len(X), loss, correct
             buf[n + NONFINITE] = 0.0 if math.isfinite(loss) else 1.0
 
         if self.overlap is not None:
