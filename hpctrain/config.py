@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from .errors import InputError
 
+DEFAULT_EPOCHS = 5
+
 
 @dataclass
 class TrainConfig:
@@ -20,7 +22,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     batch_size: int = 256  # local batch per rank
     global_batch: int | None = None  # overrides batch_size: split over the ranks
-    epochs: int = 5
+    epochs: int | None = None  # None: 5, or as many as --steps needs when it is given
     steps: int | None = None  # stop after this many steps in all
     seed: int = 0
     shuffle: str = "local"  # local | global
@@ -50,14 +52,22 @@ class TrainConfig:
             d["hidden"] = parse_hidden(d["hidden"])
         return cls(**d)
 
+    def total_steps(self, steps_per_epoch: int) -> int:
+        """--steps alone means exactly that many steps (epochs as needed); --epochs alone
+        means whole epochs (default 5); both: whichever ends first."""
+        if self.epochs is None:
+            return self.steps if self.steps else DEFAULT_EPOCHS * steps_per_epoch
+        total = steps_per_epoch * self.epochs
+        return min(total, self.steps) if self.steps else total
+
     def validate(self) -> None:
         """Flag values that can never work, before any rank touches data."""
-        positive = {"batch_size": self.batch_size, "lr": self.lr, "epochs": self.epochs,
+        positive = {"batch_size": self.batch_size, "lr": self.lr,
                     "log_every": self.log_every, "threads": self.threads}
         for name, value in positive.items():
             if value is None or value <= 0:
                 raise InputError(f"--{name.replace('_', '-')} must be positive, got {value}")
-        for name in ("global_batch", "steps"):
+        for name in ("global_batch", "steps", "epochs"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise InputError(f"--{name.replace('_', '-')} must be positive, got {value}")

@@ -198,8 +198,7 @@ class Trainer:
         # Every rank must take the same number of steps, or one would wait in a collective
         # that another never enters: agree on the largest need.
         self.steps_per_epoch = max(self.comm.allreduce(self.plan.steps_needed(), op=MPI.MAX), 1)
-        total = self.steps_per_epoch * cfg.epochs
-        self.total_steps = min(total, cfg.steps) if cfg.steps else total
+        self.total_steps = cfg.total_steps(self.steps_per_epoch)
         self.prefetch = hasattr(self.engine, "prefetch")
         self.gather = BatchGather(s.X, s.y, self.max_rows, slots=2 if self.prefetch else 1)
         self.epoch_plans, self.pending = {}, None

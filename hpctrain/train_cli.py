@@ -39,8 +39,10 @@ def train_options(f):
                      help="Local batch per rank."),
         click.option("--global-batch", type=int, default=None,
                      help="Global batch, split over the ranks (overrides --batch-size)."),
-        click.option("--epochs", type=int, default=d.epochs, show_default=True),
-        click.option("--steps", type=int, default=None, help="Stop after this many steps."),
+        click.option("--epochs", type=int, default=None,
+                     help="Passes over the data (default 5, or as many as --steps needs)."),
+        click.option("--steps", type=int, default=None,
+                     help="Total steps; with --epochs too, whichever ends first."),
         click.option("--seed", type=int, default=d.seed, show_default=True),
         click.option("--shuffle", default=d.shuffle, show_default=True,
                      help="local: each rank shuffles its rows; global: one permutation of all "

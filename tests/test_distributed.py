@@ -90,8 +90,8 @@ def test_exception_on_one_rank_ends_the_job(data, tmp_path):
     run = str(tmp_path / "run")
     proc = run_mpi(3, train_args(data, run, "--steps", "50", "--batch-size", "8"), timeout=60,
                    env={**os.environ, "HPCTRAIN_FAULT": "raise@1:4"})
-    assert proc.returncode != 0
-    assert "rank 1: RuntimeError: injected fault at step 4" in proc.stderr
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert "rank 1: RuntimeError: injected fault at step 4" in proc.stderr, proc.stderr
 
 
 def test_nan_on_one_rank_stops_everyone_and_keeps_the_checkpoint(data, tmp_path):
