@@ -51,9 +51,9 @@ def train(cfg: TrainConfig, comm, started: float) -> dict | None:
     stats = setup.dataset.standardization
     if stats is not None:  # so that `predict` can take raw rows, as they were before import
         cfg.extra["standardization"] = {"mean": stats[0].tolist(), "std": stats[1].tolist()}
-    if comm.Get_rank() == 0:
-        prepare_run_dir(cfg)
-    with abort_on_failure(comm):
+    with abort_on_failure(comm):  # from here on a failure on one rank aborts every rank
+        if comm.Get_rank() == 0:
+            prepare_run_dir(cfg)
         return Trainer(cfg, comm, setup, started).run()
 
 
