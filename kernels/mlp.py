@@ -52,6 +52,29 @@ def forward(params, X, offsets, fan_in, fan_out, acts, outputs):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def backward_layer(l, params, X, grad, offsets, fan_in, fan_out, acts, outputs, deltas):
+    """Layer l's dW and db into grad and, for l > 0, the delta of layer l-1.
+
+    The two halves of `deltas` alternate: layer l reads its dL/dZ from one and writes the
+    layer below's into the other (the top layer's, from the head, is in the first half).
+    """
+    n = X.shape[0]
+    layers = fan_in.shape[0]
+    half = deltas.shape[0] // 2
+    here = half * ((layers - 1 - l) % 2)
+    dZ = deltas[here:here + n * fan_out[l]].reshape(n, fan_out[l])
+    W, _ = weights(params, offsets, fan_in, fan_out, l)
+    dW, db = weights(grad, offsets, fan_in, fan_out, l)
+    if l > 0:
+        A_prev = layer_output(outputs, n, fan_out, l - 1)
+        below = half * ((layers - l) % 2)
+        dZ_prev = deltas[below:below + n * fan_in[l]].reshape(n, fan_in[l])
+        dense_backward(A_prev, W, dZ, dW, db, dZ_prev, acts[l - 1], True)
+    else:
+        dense_backward(X, W, dZ, dW, db, dZ, 0, False)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def loss_grad(params, X, y, grad, offsets, fan_in, fan_out, acts, task, outputs, deltas):
     """grad = SUM over the n rows of per-sample gradients; returns (loss sum, right).
 
@@ -62,22 +85,11 @@ def loss_grad(params, X, y, grad, offsets, fan_in, fan_out, acts, task, outputs,
         grad[:] = 0
         return 0.0, 0
     logits = forward(params, X, offsets, fan_in, fan_out, acts, outputs)
-    layers = fan_in.shape[0]
-    half = deltas.shape[0] // 2
-    dZ = deltas[:n * fan_out[layers - 1]].reshape(n, fan_out[layers - 1])
+    last = fan_in.shape[0] - 1
+    dZ = deltas[:n * fan_out[last]].reshape(n, fan_out[last])
     loss, correct = head_loss_grad(logits, y, dZ, task, True)
-    for l in range(layers - 1, -1, -1):
-        W, _ = weights(params, offsets, fan_in, fan_out, l)
-        dW, db = weights(grad, offsets, fan_in, fan_out, l)
-        if l > 0:
-            A_prev = layer_output(outputs, n, fan_out, l - 1)
-            # the two halves of deltas alternate: layer l reads one and writes the other
-            below = half * ((layers - l) % 2)
-            dZ_prev = deltas[below:below + n * fan_in[l]].reshape(n, fan_in[l])
-            dense_backward(A_prev, W, dZ, dW, db, dZ_prev, acts[l - 1], True)
-            dZ = dZ_prev
-        else:
-            dense_backward(X, W, dZ, dW, db, dZ, 0, False)
+    for l in range(last, -1, -1):
+        backward_layer(l, params, X, grad, offsets, fan_in, fan_out, acts, outputs, deltas)
     return loss, correct
 
 
