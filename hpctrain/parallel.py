@@ -9,10 +9,13 @@ Two rules (DESIGN.md, Errors):
 
 import os
 import sys
+import time
 import traceback
 from contextlib import contextmanager
 
 from .errors import EXIT_BAD_INPUT, EXIT_FAILED, InputError
+
+ABORT_GRACE_S = 0.5
 
 
 def world():
@@ -66,10 +69,14 @@ def abort_on_failure(comm):
         message = err.message if isinstance(err, InputError) else f"{type(err).__name__}: {err}"
         if isinstance(err, InputError) and err.path:
             message = f"{err.path}: {message}"
-        if code == EXIT_FAILED:
-            traceback.print_exc(file=sys.stderr)
+        # The one line first, then the traceback: MPI_Abort can end the launcher's output
+        # forwarding before it has read everything, and that line is what must get out.
         sys.stderr.write(f"rank {comm.Get_rank()}: {message}\n")
         sys.stderr.flush()
+        if code == EXIT_FAILED:
+            traceback.print_exc(file=sys.stderr)
+            sys.stderr.flush()
+        time.sleep(ABORT_GRACE_S)  # let the launcher forward what this rank printed
         comm.Abort(code)
         # MPICH's MPI_Abort can return before the launcher kills this process; never let
         # the rank carry on as if nothing happened.
