@@ -132,17 +132,13 @@ def print_stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def all_finite(a) -> bool:
-    from .kernels.checks import all_finite as kernel
-
-    return bool(kernel(a))
-
-
 class Trainer:
     def __init__(self, cfg: TrainConfig, comm, setup: Setup, started: float):
         from .comm import get_allreduce
         from .engine import make_engine
+        from .kernels.checks import all_finite
 
+        self.all_finite = all_finite  # one pass over the reduced gradient, every step
         self.cfg, self.comm, self.s, self.started = cfg, comm, setup, started
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
         self.model = setup.model
@@ -184,15 +180,14 @@ class Trainer:
         from mpi4py import MPI
 
         cfg, s = self.cfg, self.s
+        self.global_batch = cfg.global_batch or cfg.batch_size * self.size
         if cfg.shuffle == "global":
-            self.global_batch = cfg.global_batch or cfg.batch_size * self.size
             self.plan = GlobalShuffle(s.n_train, self.global_batch, cfg.seed,
                                       s.row_start, s.row_stop)
             self.max_rows = self.global_batch
         else:
             local = (local_batch_size(cfg.global_batch, self.rank, self.size)
                      if cfg.global_batch else cfg.batch_size)
-            self.global_batch = cfg.global_batch or cfg.batch_size * self.size
             self.plan = LocalShuffle(len(s.X), local, cfg.seed, self.rank)
             self.max_rows = max(local, 1)
         # Every rank must take the same number of steps, or one would wait in a collective
@@ -221,7 +216,7 @@ class Trainer:
         for turn in (0, 1):
             if (node.Get_rank() == 0) == (turn == 0):
                 self.engine.loss_grad(x, y, scratch)
-                all_finite(scratch)
+                self.all_finite(scratch)
             node.Barrier()
         node.Free()
 
@@ -309,7 +304,7 @@ class Trainer:
             timer.lap(2)
         # Every rank holds the same reduced bits, so every rank reaches the same verdict here
         # without another collective; the flag slot is the MAX-reduced "my loss was bad".
-        if buf[n + NONFINITE] > 0 or not math.isfinite(buf[n + LOSS]) or not all_finite(grad):
+        if buf[n + NONFINITE] > 0 or not math.isfinite(buf[n + LOSS]) or not self.all_finite(grad):
             raise RunFailed(f"non-finite loss or gradient at step {step + 1}; stopping. The last "
                             f"good checkpoint in {os.path.join(cfg.out, 'checkpoints')} is kept.")
         count = float(buf[n + COUNT])
