@@ -196,19 +196,7 @@ def store(key: str, label: str, name: str, seconds: dict) -> None:
         pass  # a read-only home only costs a new measurement next time
 
 
-_last = (None, None)
-
-
-def _state(comm) -> AutoState:
-    global _last
-    last = _last  # one read: another thread may replace _last between two
-    if comm is last[0]:
-        return last[1]
-    state = topology.comm_state(comm)
-    if "auto" not in state:
-        state["auto"] = AutoState(comm)
-    _last = (comm, state["auto"])
-    return state["auto"]
+_state = topology.cached("auto", AutoState)
 
 
 def auto_allreduce(comm, buf: np.ndarray) -> None:

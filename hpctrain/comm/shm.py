@@ -183,9 +183,6 @@ class Window:
             self.win, self.bytes, self._views, self._plans = None, None, {}, {}
 
 
-_last = (None, None)   # the last communicator used and its state: cheaper than Get_attr
-
-
 class ShmAllreduce:
     """Shared-window allreduce state of one communicator; get it with `ShmAllreduce.of(comm)`."""
 
@@ -203,16 +200,7 @@ class ShmAllreduce:
 
     @classmethod
     def of(cls, comm) -> "ShmAllreduce":
-        global _last
-        last = _last  # one read: another thread may replace _last between two
-        if comm is last[0]:
-            return last[1]
-        state = topology.comm_state(comm)
-        if "shm" not in state:
-            state["shm"] = cls(comm)
-        # Holding comm here also keeps its id from being reused by another communicator.
-        _last = (comm, state["shm"])
-        return state["shm"]
+        return _shm_state(comm)
 
     def _ensure(self, nbytes: int) -> Window:
         """A window with rows of at least `nbytes` (collective over the node when it grows)."""
@@ -320,6 +308,9 @@ class ShmAllreduce:
             if window is not None:
                 window.close()
         self.window, self.retired = None, []
+
+
+_shm_state = topology.cached("shm", ShmAllreduce)
 
 
 def _read_only(array: np.ndarray) -> np.ndarray:

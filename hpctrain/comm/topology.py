@@ -129,9 +129,26 @@ def comm_state(comm) -> dict:
     return state
 
 
-def of(comm) -> Topology:
-    """The node split of `comm`, built on first use (collectively) and then cached."""
-    state = comm_state(comm)
-    if "topology" not in state:
-        state["topology"] = split(comm)
-    return state["topology"]
+def cached(key: str, make):
+    """A function comm -> comm_state(comm)[key], made by make(comm) on first use.
+
+    The last communicator seen is remembered: an identity test is cheaper than Get_attr on
+    every allreduce, and holding the object means its id cannot be reused by another one.
+    """
+    last = [(None, None)]
+
+    def lookup(comm):
+        seen = last[0]  # one read: another thread may replace the pair between two reads
+        if comm is seen[0]:
+            return seen[1]
+        state = comm_state(comm)
+        if key not in state:
+            state[key] = make(comm)
+        last[0] = (comm, state[key])
+        return state[key]
+
+    return lookup
+
+
+# The node split of a communicator, built on first use (collectively) and then cached.
+of = cached("topology", split)
