@@ -11,6 +11,7 @@ import click
 
 from . import __version__
 from .errors import EXIT_BAD_INPUT, EXIT_FAILED, InputError, RunFailed
+from .settings import check_environment
 
 # name -> "module:attribute" of a click command or group
 COMMANDS = {
@@ -41,6 +42,7 @@ class LazyGroup(click.Group):
 
     def invoke(self, ctx):
         try:
+            check_environment()  # a bad HPCTRAIN_* value fails before anything starts
             return super().invoke(ctx)
         except InputError as err:
             report_error(err)
@@ -52,7 +54,7 @@ class LazyGroup(click.Group):
 
 def report_error(err: Exception) -> None:
     """One line on stderr; a collectively agreed error is printed by rank 0 alone."""
-    from .parallel import current_rank
+    from .world import current_rank
 
     if getattr(err, "collective", False) and current_rank() != 0:
         return

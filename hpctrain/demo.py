@@ -4,23 +4,13 @@ This is what the README's first command runs on a fresh machine.
 """
 
 import os
-import shutil
 import subprocess
 import sys
 
 import click
 
 from .errors import InputError
-
-
-def find_mpiexec() -> str:
-    """mpiexec on PATH, or beside this Python (a virtual environment that is not activated)."""
-    beside = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    found = shutil.which("mpiexec") or (beside if os.access(beside, os.X_OK) else None)
-    if found is None:
-        raise InputError("mpiexec not found: install an MPI (pip install 'hpctrain[mpich]') "
-                         "or load your site's MPI module")
-    return found
+from .launcher import find_mpiexec
 
 
 def run_demo(out: str, ranks: int, samples: int, epochs: int, allreduce: str) -> None:

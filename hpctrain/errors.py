@@ -5,7 +5,6 @@ It is reported as one line naming the file and, under MPI, the rank; exit status
 Anything else that escapes while running is a failure: exit status 1 (or MPI Abort).
 """
 
-EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 
@@ -23,10 +22,6 @@ class InputError(Exception):
         where = f"{self.path}: " if self.path else ""
         who = f"rank {self.rank}: " if self.rank is not None else ""
         return f"{who}{where}{self.message}"
-
-    def on_rank(self, rank: int) -> "InputError":
-        """The same error, tagged with the rank that found it."""
-        return InputError(self.message, self.path, rank)
 
 
 class RunFailed(Exception):

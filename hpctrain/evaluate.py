@@ -3,7 +3,7 @@
 import numpy as np
 
 from .errors import InputError
-from .parallel import collective_check
+from .failures import collective_check
 
 
 def load_for_dataset(data, checkpoint, split, comm):

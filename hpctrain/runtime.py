@@ -3,12 +3,13 @@
 One thread per MPI rank is the HPC default: ranks already fill the cores, and a BLAS or
 Numba thread pool per rank would oversubscribe them. The thread counts and the Numba cache
 directory are read only when those libraries load, so `configure` runs first thing in every
-command, before any heavy import.
+command (and every benchmark script), before any heavy import.
 """
 
 import os
 
-_THREAD_VARS = (
+# Every thread-pool size a BLAS, OpenMP or Numba build may read.
+THREAD_VARS = (
     "NUMBA_NUM_THREADS",
     "OMP_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
@@ -18,17 +19,24 @@ _THREAD_VARS = (
 )
 
 
-def default_cache_dir() -> str:
-    """A per-user cache for Numba's compiled kernels: works when the package is read-only."""
+def cache_dir(*parts: str) -> str:
+    """hpctrain's per-user cache ($XDG_CACHE_HOME or ~/.cache, then hpctrain/...): works
+    when the package itself is read-only."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "hpctrain", "numba")
+    return os.path.join(base, "hpctrain", *parts)
+
+
+def set_threads(threads: int, overwrite: bool = True) -> None:
+    """Set every thread-pool variable to `threads` (or only those unset)."""
+    for var in THREAD_VARS:
+        if overwrite:
+            os.environ[var] = str(threads)
+        else:
+            os.environ.setdefault(var, str(threads))
 
 
 def configure(threads: int | None = None) -> None:
-    """Set thread counts (explicit `threads` wins, else keep the user's, else 1) and the cache."""
-    for var in _THREAD_VARS:
-        if threads is not None:
-            os.environ[var] = str(threads)
-        else:
-            os.environ.setdefault(var, "1")
-    os.environ.setdefault("NUMBA_CACHE_DIR", default_cache_dir())
+    """Set thread counts (explicit `threads` wins, else keep the user's, else 1) and the
+    Numba cache directory."""
+    set_threads(1 if threads is None else threads, overwrite=threads is not None)
+    os.environ.setdefault("NUMBA_CACHE_DIR", cache_dir("numba"))

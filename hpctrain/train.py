@@ -20,9 +20,10 @@ from . import checkpoint as ckpt
 from .batches import BatchGather, GlobalShuffle, LocalShuffle, local_batch_size
 from .config import TrainConfig
 from .errors import InputError, RunFailed
+from .failures import abort_on_failure, collective_check
 from .faults import FaultPlan
 from .metrics import PHASES, MetricsLog, StepTimer, gather_phase_stats, write_json_atomic
-from .parallel import abort_on_failure, collective_check, mpi_library
+from .world import mpi_library
 
 # Slots after the gradient in the one buffer that every step allreduces.
 COUNT, LOSS, CORRECT, NONFINITE = range(4)

@@ -103,8 +103,8 @@ def train(ctx, **flags):
     """Train an MLP; run under mpiexec/mpirun/srun for data parallelism."""
     cfg = build_config(ctx, flags)
     runtime.configure(cfg.threads)
-    from .parallel import world
     from .train import train as run_training
+    from .world import world
 
     summary = run_training(cfg, world(), STARTED)
     if summary is not None:
@@ -123,7 +123,7 @@ def evaluate(data, checkpoint, split, as_json):
     """Loss and accuracy of a checkpoint on a dataset split (distributed under mpiexec)."""
     runtime.configure()
     from .evaluate import evaluate_checkpoint
-    from .parallel import world
+    from .world import world
 
     result = evaluate_checkpoint(world(), data, checkpoint, split)
     if result is None:

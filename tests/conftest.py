@@ -11,7 +11,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 # Keep the user's Numba cache (compiling is slow), but give `auto` a private cache, so tests
 # never read or overwrite the algorithm choices measured for real runs.
-from hpctrain.runtime import default_cache_dir  # noqa: E402
+from hpctrain.runtime import cache_dir  # noqa: E402
 
-os.environ.setdefault("NUMBA_CACHE_DIR", default_cache_dir())
+os.environ.setdefault("NUMBA_CACHE_DIR", cache_dir("numba"))
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="hpctrain-test-cache-")

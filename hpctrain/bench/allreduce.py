@@ -17,7 +17,8 @@ import click
 
 from .. import runtime
 from ..errors import InputError, RunFailed
-from ..parallel import abort_on_failure, collective_check, mpi_library
+from ..failures import abort_on_failure, collective_check
+from ..world import mpi_library
 
 DEFAULT_SIZES = "4K,64K,1M,8M,64M"
 UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
@@ -45,7 +46,7 @@ CSV_COLUMNS = ("ranks", "dtype", "size_bytes", "count", "algorithm", "time_us", 
 def allreduce(sizes, algorithms, repeats, warmup, dtype, csv_path, plot_path, seed):
     """Time the allreduce algorithms; run it under mpiexec -n P."""
     runtime.configure()
-    from ..parallel import world
+    from ..world import world
 
     comm = world()
     names, byte_sizes = collective_check(

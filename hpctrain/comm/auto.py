@@ -22,7 +22,7 @@ import time
 import numpy as np
 from mpi4py import MPI
 
-from ..parallel import mpi_library
+from ..world import mpi_library
 from . import topology
 
 SMALLEST_CLASS = 4096      # bytes: below this, latency is all there is

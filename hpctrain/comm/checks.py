@@ -27,7 +27,7 @@ import numpy as np
 from mpi4py import MPI
 
 from ..errors import EXIT_BAD_INPUT, InputError
-from ..parallel import abort_on_failure
+from ..failures import abort_on_failure
 
 SUPPORTED = (np.dtype(np.float32), np.dtype(np.float64))
 

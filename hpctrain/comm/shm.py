@@ -34,7 +34,7 @@ import numpy as np
 from numba import njit
 
 from ..errors import InputError
-from ..parallel import collective_check
+from ..failures import collective_check
 from . import topology
 from .ring import ring_allreduce
 

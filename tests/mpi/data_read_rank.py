@@ -12,7 +12,7 @@ from mpi4py import MPI
 
 from hpctrain.data import open_dataset
 from hpctrain.errors import EXIT_BAD_INPUT, InputError
-from hpctrain.parallel import collective_check
+from hpctrain.failures import collective_check
 
 
 def main(path) -> None:

@@ -1,6 +1,6 @@
 """How ranks agree on failure, so that no rank is ever left waiting in a collective.
 
-Two rules (DESIGN.md, Errors):
+Two rules:
 - bad input found by any rank before training: every rank learns it through one collective,
   rank 0 reports it, every rank exits with status 2;
 - any failure on one rank while the ranks are in lockstep: that rank prints `rank R: message`
@@ -16,21 +16,6 @@ from contextlib import contextmanager
 from .errors import EXIT_BAD_INPUT, EXIT_FAILED, InputError
 
 ABORT_GRACE_S = 0.5
-
-
-def world():
-    """MPI.COMM_WORLD; mpi4py is imported only by commands that need it."""
-    from mpi4py import MPI
-
-    return MPI.COMM_WORLD
-
-
-def current_rank() -> int:
-    """This process's rank if MPI is already initialised, else 0 (never starts MPI)."""
-    mpi = sys.modules.get("mpi4py.MPI")
-    if mpi is None or not mpi.Is_initialized() or mpi.Is_finalized():
-        return 0
-    return mpi.COMM_WORLD.Get_rank()
 
 
 def collective_check(comm, fn, *args, **kwargs):
@@ -81,11 +66,3 @@ def abort_on_failure(comm):
         # MPICH's MPI_Abort can return before the launcher kills this process; never let
         # the rank carry on as if nothing happened.
         os._exit(code)
-
-
-def mpi_library() -> str:
-    """The MPI library's one-line name (Open MPI's string ends in a NUL byte: dropped)."""
-    from mpi4py import MPI
-
-    text = MPI.Get_library_version().replace("\x00", "").strip()
-    return " ".join(text.splitlines()[0].split()) if text else "unknown MPI"
