@@ -1,20 +1,17 @@
 """Run hpctrain the way users do: as a subprocess, plainly or under a real mpiexec."""
 
 import os
-import shutil
 import subprocess
 import sys
+
+from hpctrain.launcher import find_mpiexec
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def mpiexec() -> str:
-    """The mpiexec beside this Python (a venv's pip MPICH) first, else the one on PATH."""
-    beside = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    path = beside if os.access(beside, os.X_OK) else shutil.which("mpiexec")
-    if path is None:
-        raise RuntimeError("mpiexec not found: install the 'mpich' extra or a site MPI")
-    return path
+    """The mpiexec the package itself would start (hpctrain.launcher's order)."""
+    return find_mpiexec()
 
 
 def child_env(**extra) -> dict:
