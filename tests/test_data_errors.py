@@ -1,5 +1,6 @@
 """Bad input to `hpctrain data`: one line naming the file (and line/row), exit 2, nothing
-half-written, nothing overwritten.
+half-written, nothing overwritten. Broken datasets are in test_data_broken.py, which shares
+this file's helpers.
 
 Each kind of failure goes once through the real command (a subprocess: exit status 2 and a
 single `hpctrain: error:` line); the long tables of bad inputs call the same functions the
@@ -9,9 +10,7 @@ subprocess per case would cost minutes of CI time for no extra coverage.
 
 import json
 import os
-import shutil
 
-import h5py
 import numpy as np
 import pytest
 from helpers import check, run_cli
@@ -157,6 +156,9 @@ def test_wrong_options_for_the_input_type(tmp_path):
            fragments=["in.csv: --labels is for .npy input"])
     raises(import_dataset, tmp_path / "in.txt", out, label="y",
            fragments=["in.txt: unsupported input type '.txt'"])
+    raises(import_dataset, tmp_path / "in.csv", out, label="y", shards=0,
+           fragments=["--shards must be >= 1, got 0"])
+    assert not out.exists()
 
 
 def test_bad_numpy_inputs(tmp_path):
@@ -224,7 +226,9 @@ def test_existing_out_is_refused_unless_force(tmp_path):
                    "--seed", 2, "--force"]))
     after = json.loads((out / "manifest.json").read_text())
     assert after["source"]["seed"] == 2 and leftovers(tmp_path) == []
-    check(run_cli(["data", "inspect", out, "--verify"]))
+    lines = check(run_cli(["data", "inspect", out, "--verify"])).stdout.splitlines()
+    assert lines[-2].split() == ["train", "40", "1"]  # the new dataset's one shard
+    assert lines[-1].startswith("verified  1 shards")
 
 
 def test_force_never_replaces_something_that_is_not_a_dataset(tmp_path):
@@ -238,6 +242,8 @@ def test_force_never_replaces_something_that_is_not_a_dataset(tmp_path):
     raises(make, tmp_path / "file", force=True, fragments=["file: exists and is not an"])
     (tmp_path / "empty").mkdir()
     make(tmp_path / "empty", force=True)  # an empty directory may be filled
+    with open_dataset(tmp_path / "empty") as ds:
+        assert ds.rows("train") == 40
     raises(make, tmp_path / "home", force=True, fragments=["is not an hpctrain dataset"])
 
 
@@ -249,7 +255,7 @@ def test_failed_force_keeps_the_old_dataset(tmp_path):
     bad.write_text("a,y\n1,0\n2,x\n")
     fails(["data", "import", bad, "--out", out, "--label", "y", "--force"], "line 3")
     assert (out / "manifest.json").read_text() == before
-    verify_dataset(out)
+    assert verify_dataset(out) == 2
     assert leftovers(tmp_path) == []
 
 
@@ -267,101 +273,11 @@ def test_failure_while_writing_leaves_nothing_behind(tmp_path):
         write_dataset(out, blocks(), rows=60, features=3, task="binary", classes=2,
                       shards=4, force=True)
     assert (out / "manifest.json").read_text() == before and leftovers(tmp_path) == []
-    with pytest.raises(InputError, match="expected 60 rows, read 30"):
+    with pytest.raises(InputError, match="expected 60 rows, read 30: the input changed"):
         write_dataset(tmp_path / "new", iter([(np.ones((30, 3)), np.zeros(30))]), rows=60,
-                      features=3, task="binary", classes=2)
+                      features=3, task="binary", classes=2, source="in.csv")
+    too_many = iter([(np.ones((30, 3)), np.zeros(30))] * 3)
+    with pytest.raises(InputError, match="in.csv: more rows than counted: the input changed"):
+        write_dataset(tmp_path / "new", too_many, rows=60, features=3, task="binary",
+                      classes=2, source="in.csv")
     assert not (tmp_path / "new").exists() and leftovers(tmp_path) == []
-
-
-# -- broken datasets ------------------------------------------------------------------------------
-
-@pytest.fixture
-def dataset(tmp_path):
-    out = tmp_path / "ds"
-    make(out, 5)
-    return out
-
-
-def edit_manifest(out, change):
-    path = out / "manifest.json"
-    doc = json.loads(path.read_text())
-    change(doc)
-    path.write_text(json.dumps(doc))
-
-
-def test_missing_dataset_or_manifest(tmp_path):
-    fails(["data", "inspect", tmp_path / "nowhere"], "nowhere: no such dataset directory")
-    (tmp_path / "plain").mkdir()
-    fails(["data", "inspect", tmp_path / "plain"], "plain/manifest.json: missing manifest")
-
-
-def test_manifest_of_another_version_or_format(dataset):
-    edit_manifest(dataset, lambda d: d.update(version=2))
-    fails(["data", "inspect", dataset], "manifest.json: manifest version 2 is not supported")
-    edit_manifest(dataset, lambda d: d.update(version=1, format="something-else"))
-    raises(open_dataset, dataset, fragments=["manifest.json: not an hpctrain-dataset manifest"])
-
-
-def test_malformed_manifests(dataset):
-    manifest = dataset / "manifest.json"
-    good = manifest.read_text()
-    manifest.write_text(good[:-30])
-    raises(open_dataset, dataset, fragments=["manifest.json: not valid JSON"])
-    cases = [
-        (lambda d: d.pop("task"), "manifest has no 'task'"),
-        (lambda d: d.update(classes=3), "classes 3 does not fit task 'binary'"),
-        (lambda d: d.update(dtype="float64"), "dtype must be 'float32'"),
-        (lambda d: d["splits"]["train"].update(rows=41), "shards hold 40 rows, the split says 41"),
-        (lambda d: d["splits"]["train"]["shards"][0].update(file="../../etc/passwd"),
-         "bad shard file name"),
-        (lambda d: d["splits"]["train"]["shards"][0].update(sha256="abc"), "sha256 must be 64"),
-        (lambda d: d.update(standardization={"mean": [0], "std": [1]}), "standardization must"),
-    ]
-    for change, fragment in cases:
-        manifest.write_text(good)
-        edit_manifest(dataset, change)
-        raises(open_dataset, dataset, fragments=[str(manifest), fragment])
-
-
-def test_missing_shard(dataset):
-    shard = dataset / "train" / "shard-00001.h5"
-    shard.unlink()
-    fails(["data", "inspect", dataset], f"{shard}: missing shard")
-
-
-def test_checksum_mismatch_found_by_verify(dataset):
-    shard = dataset / "train" / "shard-00000.h5"
-    with h5py.File(shard, "r") as f:
-        offset = f["X"].id.get_chunk_info(0).byte_offset
-    data = bytearray(shard.read_bytes())
-    data[offset + 5] ^= 0xFF  # one byte of feature data: HDF5 cannot notice, sha256 does
-    shard.write_bytes(bytes(data))
-    check(run_cli(["data", "inspect", dataset]))
-    fails(["data", "inspect", dataset, "--verify"], f"{shard}: sha256 mismatch")
-
-
-def test_shape_mismatch(dataset):
-    shard = dataset / "train" / "shard-00001.h5"
-    with h5py.File(shard, "w") as f:
-        f.create_dataset("X", data=np.zeros((19, 3), np.float32))
-        f.create_dataset("y", data=np.zeros(19, np.int32))
-    fails(["data", "inspect", dataset], f"{shard}: X is float32 (19, 3), the manifest says "
-          "float32 (20, 3)")
-    with h5py.File(shard, "w") as f:
-        f.create_dataset("X", data=np.zeros((20, 3), np.float64))
-        f.create_dataset("y", data=np.zeros(20, np.int32))
-    raises(verify_dataset, dataset, fragments=[f"{shard}: X is float64"])
-    with h5py.File(shard, "w") as f:
-        f.create_dataset("X", data=np.zeros((20, 3), np.float32))
-    raises(open_dataset, dataset, fragments=[f"{shard}: shard has no dataset 'y'"])
-
-
-def test_truncated_and_corrupted_hdf5(dataset):
-    shard = dataset / "train" / "shard-00000.h5"
-    original = shard.read_bytes()
-    shard.write_bytes(original[: len(original) // 2])
-    fails(["data", "inspect", dataset], f"{shard}: not a readable HDF5 shard")
-    shard.write_bytes(b"\x00" * 64 + original[64:])  # superblock destroyed
-    raises(verify_dataset, dataset, fragments=[f"{shard}: not a readable HDF5 shard"])
-    shutil.copy(dataset / "manifest.json", shard)  # not HDF5 at all
-    raises(open_dataset, dataset, fragments=[f"{shard}: not a readable HDF5 shard"])

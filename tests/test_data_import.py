@@ -10,6 +10,7 @@ from helpers import check, run_cli
 from hpctrain.data import open_dataset
 from hpctrain.data.importers import import_dataset
 from hpctrain.data.splits import plan_splits
+from hpctrain.errors import InputError
 
 
 def write_csv(path, names, rows, blank_every=None):
@@ -38,7 +39,11 @@ def test_csv_label_column_by_name_values_exact(tmp_path):
     rows = [[*X[i, :2], int(y[i]), *X[i, 2:]] for i in range(57)]
     src = write_csv(tmp_path / "in.csv", ["f0", "f1", "target", "f2", "f3"], rows, blank_every=9)
     out = tmp_path / "ds"
-    check(run_cli(["data", "import", src, "--out", out, "--label", "target", "--shards", 3]))
+    proc = check(run_cli(["data", "import", src, "--out", out, "--label", "target",
+                          "--shards", 3]))
+    lines = proc.stdout.splitlines()
+    assert lines[0] == f"wrote {out}" and "task      binary" in lines
+    assert lines[-1].split() == ["train", "57", "3"]
     Xr, yr = read_all(out)
     np.testing.assert_array_equal(Xr, X.astype(np.float32))
     np.testing.assert_array_equal(yr, y)
@@ -115,8 +120,9 @@ def test_standardize_uses_train_statistics(tmp_path):
     y = rng.standard_normal(1000)
     np.savez(tmp_path / "d.npz", X=X, y=y)
     out = tmp_path / "ds"
-    check(run_cli(["data", "import", tmp_path / "d.npz", "--out", out, "--standardize",
-                   "--val-fraction", 0.3, "--seed", 1, "--shards", 3]))
+    proc = check(run_cli(["data", "import", tmp_path / "d.npz", "--out", out, "--standardize",
+                          "--val-fraction", 0.3, "--seed", 1, "--shards", 3]))
+    assert "standardized  yes (train-split mean/std in manifest.json)" in proc.stdout
     plan, _ = plan_splits(1000, 0.3, 0.0, seed=1)
     X32 = X.astype(np.float32).astype(np.float64)  # what the importer stores before scaling
     mean, std = X32[plan == 0].mean(axis=0), X32[plan == 0].std(axis=0)
@@ -147,8 +153,9 @@ def test_csv_streams_in_chunks(tmp_path):
     # a bad label far into the file: the line number counts the header and blank lines
     rows[700][3] = 9
     bad = write_csv(tmp_path / "bad.csv", ["a", "b", "c", "y"], rows, blank_every=97)
-    with pytest.raises(Exception, match=r"line 710: label 9 is out of range"):
+    with pytest.raises(InputError, match=r"line 710: label 9 is out of range") as err:
         import_dataset(bad, tmp_path / "bad", label="y", chunk_rows=64, classes=4)
+    assert err.value.path == str(bad)
     assert bad.read_text().splitlines()[709].endswith(",9")
 
 

@@ -37,8 +37,11 @@ def test_rank_slice_covers_every_row_once_in_order_balanced(n):
 
 
 def test_rank_slice_rejects_bad_arguments():
-    for args in [(5, 0, 0), (5, 2, 2), (5, -1, 2), (-1, 0, 1)]:
-        with pytest.raises(ValueError):
+    for args, message in [((5, 0, 0), r"size must be >= 1, got 0"),
+                          ((5, 2, 2), r"rank must be in \[0, 2\), got 2"),
+                          ((5, -1, 2), r"rank must be in \[0, 2\), got -1"),
+                          ((-1, 0, 1), r"n must be >= 0, got -1")]:
+        with pytest.raises(ValueError, match=message):
             rank_slice(*args)
 
 
@@ -86,17 +89,6 @@ def test_read_touches_only_overlapping_shards_and_keeps_handles(tmp_path):
     assert all(not h.id.valid for h in handles), "close() must close every shard"
 
 
-def test_read_into_preallocated_arrays(tmp_path):
-    X, y = random_rows(50, 4, seed=8)
-    with open_dataset(write_arrays(tmp_path, X, y, shards=3)) as ds:
-        out = (np.empty((20, 4), np.float32), np.empty(20, np.int32))
-        Xr, yr = ds.read("train", 15, 35, out=out)
-        assert Xr is out[0] and yr is out[1]
-        np.testing.assert_array_equal(Xr, X[15:35])
-        with pytest.raises(ValueError):
-            ds.read("train", 0, 10, out=out)
-
-
 def test_regression_labels_are_float32(tmp_path):
     rng = np.random.default_rng(3)
     X, y = rng.standard_normal((17, 2)), rng.standard_normal(17)
@@ -114,7 +106,8 @@ def test_empty_range_and_bad_ranges(tmp_path):
         Xr, yr = ds.read_rank("train", 6, 7)  # more ranks than rows: an empty share
         assert Xr.shape == (0, 3) and yr.shape == (0,)
         for start, stop in [(-1, 2), (3, 2), (0, 6)]:
-            with pytest.raises(ValueError):
+            message = rf"rows \[{start}, {stop}\) outside split 'train' of 5 rows"
+            with pytest.raises(ValueError, match=message):
                 ds.read("train", start, stop)
         with pytest.raises(InputError, match="no split 'val'"):
             ds.rows("val")
@@ -142,3 +135,22 @@ def test_shape_check_on_open_names_the_shard(tmp_path):
     with pytest.raises(InputError, match="y is float32") as err:
         open_dataset(out)
     assert err.value.path == str(shard)
+
+
+def test_unreadable_rows_name_the_shard_and_the_rows(tmp_path):
+    """A shard whose metadata is sound but whose data is damaged fails on read, not open."""
+    X, y = random_rows(20, 3, seed=6)
+    out = write_arrays(tmp_path, X, y, shards=2)
+    shard = out / "train" / "shard-00001.h5"
+    with h5py.File(shard, "w") as f:  # compressed: damaged bytes fail the gzip filter
+        f.create_dataset("X", data=X[10:], chunks=(10, 3), compression="gzip")
+        f.create_dataset("y", data=y[10:].astype(np.int32))
+        offset, size = f["X"].id.get_chunk_info(0).byte_offset, f["X"].id.get_chunk_info(0).size
+    data = bytearray(shard.read_bytes())
+    data[offset:offset + size] = b"\xff" * size
+    shard.write_bytes(bytes(data))
+    with open_dataset(out) as ds:
+        np.testing.assert_array_equal(ds.read("train", 0, 10)[0], X[:10])
+        with pytest.raises(InputError, match=r"cannot read rows 0\.\.5: ") as err:
+            ds.read("train", 8, 15)
+    assert err.value.path == str(shard) and "\n" not in str(err.value)

@@ -11,8 +11,8 @@ import zlib
 import numpy as np
 
 from ..errors import InputError
+from .input_errors import check_finite, first_line, os_error, unreadable_rows
 from .labels import LabelSummary
-from .sources import check_finite, os_error
 
 BLOCK_ROWS = 1 << 14
 # Booleans, signed and unsigned integers, and floats can be features or labels.
@@ -49,8 +49,7 @@ class ArraySource:
                     X = np.ascontiguousarray(self.X[start:stop], dtype=np.float32)
                 y = np.asarray(self.y[start:stop], dtype=np.float64)
             except (OSError, ValueError) as err:  # e.g. a memory map over a damaged file
-                raise InputError(f"cannot read rows {start}..{stop}: {err}",
-                                 path=self.x_path) from None
+                raise unreadable_rows(start, stop, err, self.x_path) from None
             check_finite(X, y, lambda i, s=start: f"row {s + i}",
                          lambda j: f"column {j}", "label", self.x_path, self.y_path)
             yield X, y
@@ -61,17 +60,13 @@ class ArraySource:
 
 def load_npy(path):
     """A memory-mapped array; InputError naming the file if it is not a readable .npy."""
-    try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
-    except OSError as err:
-        raise os_error(err, path) from None
-    except _LOAD_ERRORS as err:
-        raise InputError(f"not a readable .npy file: {_brief(err)}", path=path) from None
+    return _load(path, ".npy", lambda: np.load(path, mmap_mode="r", allow_pickle=False))
 
 
 def load_npz(path):
     """(X, y) from an .npz archive with members X and y."""
-    try:
+
+    def members():
         with np.load(path, allow_pickle=False) as archive:
             missing = [k for k in ("X", "y") if k not in archive.files]
             if missing:
@@ -79,10 +74,18 @@ def load_npz(path):
                                  f"{', '.join(archive.files) or 'nothing'}); "
                                  "expected arrays X and y", path=path)
             return archive["X"], archive["y"]
+
+    return _load(path, ".npz", members)
+
+
+def _load(path, kind, load):
+    """load(), with the OS's and NumPy's errors turned into InputErrors naming the file."""
+    try:
+        return load()
     except OSError as err:
         raise os_error(err, path) from None
     except _LOAD_ERRORS as err:
-        raise InputError(f"not a readable .npz file: {_brief(err)}", path=path) from None
+        raise InputError(f"not a readable {kind} file: {first_line(err)}", path=path) from None
 
 
 def _features(X, path):
@@ -107,6 +110,3 @@ def _labels(y, path):
         raise InputError(f"labels must be a 1-D array, got shape {y.shape}", path=path)
     return y
 
-
-def _brief(err) -> str:
-    return str(err).splitlines()[0] if str(err) else type(err).__name__

@@ -1,8 +1,10 @@
 """`hpctrain data`: make synthetic datasets, import files, inspect and verify datasets.
 
-Heavy modules (NumPy, h5py) are imported inside each command, after runtime.configure()
-fixed the thread counts. Bad input raises InputError; the top-level group turns it into a
-one-line message and exit status 2.
+The modules that do the work (synth, importers, reader, verify) pull in NumPy and h5py, so
+each command imports them inside its function, after runtime.configure() fixed the thread
+counts; listing the group or asking for --help loads neither. tqdm loads only for a
+terminal. Bad input raises InputError; the top-level group turns it into a one-line message
+and exit status 2.
 """
 
 import os

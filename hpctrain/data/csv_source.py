@@ -13,8 +13,8 @@ import itertools
 import numpy as np
 
 from ..errors import InputError
+from .input_errors import check_finite, os_error
 from .labels import LabelSummary
-from .sources import check_finite, os_error
 
 # About 2M cells (16 MB as float64) per chunk, whatever the width of the file.
 CHUNK_CELLS = 1 << 21

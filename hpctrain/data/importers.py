@@ -10,6 +10,7 @@ import os
 from ..errors import InputError
 from .arrays import ArraySource, load_npy, load_npz
 from .csv_source import CsvSource
+from .input_errors import check_is_file, check_positive
 from .staging import check_out
 from .writer import write_dataset
 
@@ -19,9 +20,7 @@ INPUT_TYPES = (".csv", ".npy", ".npz")
 def open_source(path, label=None, labels=None, chunk_rows=None):
     """The reader for `path`, chosen by its extension, with the options it needs."""
     path = str(path)
-    if not os.path.isfile(path):
-        raise InputError("is a directory, not a file" if os.path.isdir(path) else
-                         "no such file", path=path)
+    check_is_file(path)
     ext = os.path.splitext(path)[1].lower()
     if ext not in INPUT_TYPES:
         raise InputError(f"unsupported input type {ext or '(none)'!r} "
@@ -52,8 +51,7 @@ def import_dataset(input, out, shards=1, label=None, labels=None, task=None, cla
                    standardize=False, val_fraction=0.0, test_fraction=0.0, seed=0,
                    force=False, chunk_rows=None, progress=None) -> dict:
     """Import `input` into a new dataset at `out`; returns the manifest."""
-    if shards < 1:
-        raise InputError(f"--shards must be >= 1, got {shards}")
+    check_positive(shards=shards)
     source = open_source(input, label, labels, chunk_rows)
     check_out(out, force)
     rows, summary = source.scan()

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import InputError
 from .format import DTYPE, label_dtype, ordered_splits, read_manifest
+from .input_errors import first_line, unreadable_rows
 from .ranks import rank_slice
 
 # A rank reads a contiguous range, so it touches few shards; the bound only protects the
@@ -78,15 +79,13 @@ class Dataset:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def read(self, split: str, start: int, stop: int, out=None):
-        """Rows [start, stop) as (X float32 (n, D), y (n,)), both C-contiguous.
-
-        `out=(X, y)` fills preallocated arrays of exactly that shape and dtype instead.
-        """
+    def read(self, split: str, start: int, stop: int):
+        """Rows [start, stop) as (X float32 (n, D), y (n,)), both C-contiguous."""
         total = self.rows(split)
         if not 0 <= start <= stop <= total:
             raise ValueError(f"rows [{start}, {stop}) outside split {split!r} of {total} rows")
-        X, y = self._outputs(stop - start, out)
+        X = np.empty((stop - start, self.features), dtype=np.float32)
+        y = np.empty(stop - start, dtype=self.label_dtype)
         offsets = self._offsets[split]
         index, pos = bisect_right(offsets, start) - 1, start
         while pos < stop:
@@ -96,9 +95,9 @@ class Dataset:
             pos, index = offsets[index] + last, index + 1
         return X, y
 
-    def read_rank(self, split: str, rank: int, size: int, out=None):
+    def read_rank(self, split: str, rank: int, size: int):
         """This rank's own contiguous, balanced rows of a split."""
-        return self.read(split, *rank_slice(self.rows(split), rank, size), out=out)
+        return self.read(split, *rank_slice(self.rows(split), rank, size))
 
     def close(self) -> None:
         while self._files:
@@ -126,26 +125,14 @@ class Dataset:
                              path=self.path)
         return split
 
-    def _outputs(self, n, out):
-        if out is None:
-            return (np.empty((n, self.features), dtype=np.float32),
-                    np.empty(n, dtype=self.label_dtype))
-        X, y = out
-        ok = (X.shape == (n, self.features) and X.dtype == np.float32 and y.shape == (n,)
-              and y.dtype == self.label_dtype and X.flags.c_contiguous and y.flags.c_contiguous)
-        if not ok:
-            raise ValueError(f"out must be C-contiguous float32 ({n}, {self.features}) "
-                             f"and {self.label_dtype} ({n},) arrays")
-        return X, y
-
     def _read_shard(self, split, index, rows, X, y, dest) -> None:
         _, Xs, ys = self._handle(split, index)
         try:
             Xs.read_direct(X, rows, dest)
             ys.read_direct(y, rows, dest)
         except _H5_ERRORS as err:
-            raise InputError(f"cannot read rows {rows.start}..{rows.stop}: {_brief(err)}",
-                             path=self.shard_path(split, index)) from None
+            raise unreadable_rows(rows.start, rows.stop, err,
+                                  self.shard_path(split, index)) from None
 
     def _handle(self, split, index):
         """(file, X, y) of a shard, opened once and kept (least recently used closes first)."""
@@ -159,7 +146,7 @@ class Dataset:
             self._files[key] = (handle, handle["X"], handle["y"])
         except _H5_ERRORS as err:
             handle.close()
-            raise InputError(f"corrupted HDF5 shard: {_brief(err)}", path=path) from None
+            raise _corrupted(err, path) from None
         if len(self._files) > MAX_OPEN_SHARDS:
             _, (oldest, _, _) = self._files.popitem(last=False)
             oldest.close()
@@ -172,7 +159,7 @@ class Dataset:
             with _open_h5(path) as f:
                 check_arrays(f, path, rows, self.features, self.label_dtype)
         except _H5_ERRORS as err:  # metadata that opens but cannot be walked
-            raise InputError(f"corrupted HDF5 shard: {_brief(err)}", path=path) from None
+            raise _corrupted(err, path) from None
 
 
 def check_arrays(f, path, rows, features, ydtype) -> None:
@@ -191,10 +178,9 @@ def _open_h5(path):
     try:
         return h5py.File(path, "r", rdcc_nbytes=CACHE_BYTES)
     except OSError as err:
-        raise InputError(f"not a readable HDF5 shard (truncated or corrupted?): {_brief(err)}",
-                         path=path) from None
+        raise InputError("not a readable HDF5 shard (truncated or corrupted?): "
+                         f"{first_line(err)}", path=path) from None
 
 
-def _brief(err) -> str:
-    """h5py's messages run long; keep the first line."""
-    return str(err).splitlines()[0] if str(err) else type(err).__name__
+def _corrupted(err, path) -> InputError:
+    return InputError(f"corrupted HDF5 shard: {first_line(err)}", path=path)

@@ -11,6 +11,7 @@ balanced in expectation, and a 64-unit student MLP can learn it (the loss really
 import numpy as np
 
 from ..errors import InputError
+from .input_errors import check_positive
 from .writer import write_dataset
 
 BLOCK_ROWS = 8192
@@ -55,7 +56,7 @@ def synthetic_block(seed, block, rows, features, task, weights):
 def make_synthetic(out, samples, features, classes, shards, val_fraction=0.0,
                    test_fraction=0.0, seed=0, force=False, progress=None) -> dict:
     """Write a synthetic dataset to `out`; returns its manifest (docs/INTERFACES.md)."""
-    _check_positive(samples=samples, features=features, shards=shards)
+    check_positive(samples=samples, features=features, shards=shards)
     if seed < 0:
         raise InputError(f"--seed must be >= 0, got {seed}")
     task = task_for_classes(classes)
@@ -73,8 +74,3 @@ def make_synthetic(out, samples, features, classes, shards, val_fraction=0.0,
                          test_fraction=test_fraction, seed=seed, force=force,
                          extra={"source": source}, progress=progress)
 
-
-def _check_positive(**values) -> None:
-    for name, value in values.items():
-        if value < 1:
-            raise InputError(f"--{name} must be >= 1, got {value}")

@@ -6,8 +6,8 @@ sha256 of every shard file, which reads every byte and so is kept out of the ord
 
 from ..errors import InputError
 from .format import sha256_file
+from .input_errors import os_error
 from .reader import open_dataset
-from .sources import os_error
 
 
 def verify_dataset(path) -> int:

@@ -55,15 +55,13 @@ class SplitWriter:
             pos += take
             self.offset += take
             if self.offset == self.sizes[self.index]:
-                self.file.close()
-                self.file = None
+                self.close()
 
     def _open_next(self) -> None:
         self.index += 1
         self.offset = 0
         if self.index >= len(self.sizes):
-            raise InputError(f"more {self.split} rows than counted: the input changed "
-                             "while it was being imported")
+            raise _input_changed(f"more {self.split} rows than counted")
         rows = self.sizes[self.index]
         path = os.path.join(self.root, shard_file(self.split, self.index))
         self.file = h5py.File(path, "w", rdcc_nbytes=CACHE_BYTES)
@@ -77,8 +75,9 @@ class SplitWriter:
                                 "split": self.split, "shard": self.index,
                                 "first_row": first_row})
 
-    def abort(self) -> None:
-        """Close the open shard, if any, so the staging directory can go cleanly."""
+    def close(self) -> None:
+        """Close the open shard, if any: once it is full, or after a failure so that the
+        staging directory can go cleanly."""
         if self.file is not None:
             self.file.close()
             self.file = None
@@ -86,9 +85,8 @@ class SplitWriter:
     def finish(self) -> list:
         """Shard entries (file, rows) once every row has arrived."""
         if self.file is not None or self.index != len(self.sizes) - 1:
-            self.abort()
-            raise InputError(f"fewer {self.split} rows than counted: the input changed "
-                             "while it was being imported")
+            self.close()
+            raise _input_changed(f"fewer {self.split} rows than counted")
         return [{"file": shard_file(self.split, i), "rows": n} for i, n in enumerate(self.sizes)]
 
 
@@ -111,7 +109,7 @@ def write_dataset(out, blocks, *, rows, features, task, classes, shards=1, val_f
             _write_rows(blocks, rows, writers, moments, plan, ydtype, source, progress)
         except BaseException:
             for writer in writers.values():
-                writer.abort()
+                writer.close()
             raise
         split_shards = {name: w.finish() for name, w in writers.items()}
         manifest = _manifest(task, features, classes, split_sizes, split_shards, extra)
@@ -133,15 +131,13 @@ def _write_rows(blocks, rows, writers, moments, plan, ydtype, source, progress) 
         X = np.ascontiguousarray(X, dtype=np.float32)
         y = np.ascontiguousarray(y, dtype=ydtype)
         if seen + len(X) > rows:
-            raise InputError("more rows than counted: the input changed while it was "
-                             "being imported", path=source)
+            raise _input_changed("more rows than counted", source)
         _route(writers, moments, plan, seen, X, y)
         seen += len(X)
         if progress is not None:
             progress(len(X))
     if seen != rows:
-        raise InputError(f"expected {rows} rows, read {seen}: the input changed while "
-                         "it was being imported", path=source)
+        raise _input_changed(f"expected {rows} rows, read {seen}", source)
 
 
 def _route(writers, moments, plan, first, X, y) -> None:
@@ -171,14 +167,24 @@ def _manifest(task, features, classes, split_sizes, split_shards, extra) -> dict
     return manifest
 
 
-def _standardize_all(root, split_shards, mean, std, features) -> None:
-    block_rows = max(1, (16 << 20) // (8 * features))
+def _input_changed(what, source=None) -> InputError:
+    """The rows differ from what the first pass counted: the file was edited meanwhile."""
+    return InputError(f"{what}: the input changed while it was being imported", path=source)
+
+
+def _every_shard(root, split_shards):
+    """(entry, path) of every shard written, split by split."""
     for shards in split_shards.values():
         for shard in shards:
-            standardize_shard(os.path.join(root, shard["file"]), mean, std, block_rows)
+            yield shard, os.path.join(root, shard["file"])
+
+
+def _standardize_all(root, split_shards, mean, std, features) -> None:
+    block_rows = max(1, (16 << 20) // (8 * features))  # 16 MiB of float64 per block
+    for _, path in _every_shard(root, split_shards):
+        standardize_shard(path, mean, std, block_rows)
 
 
 def _checksum_all(root, split_shards) -> None:
-    for shards in split_shards.values():
-        for shard in shards:
-            shard["sha256"] = sha256_file(os.path.join(root, shard["file"]))
+    for shard, path in _every_shard(root, split_shards):
+        shard["sha256"] = sha256_file(path)

@@ -1,23 +1,50 @@
-"""Checks shared by every importer: readable input, finite float32 values.
+"""InputErrors for bad input files, worded the same way by every importer and the reader.
 
-An importer turns an input file into blocks of (X float32, y float64) rows. These helpers
-word its errors the same way everywhere: the file, then where in it, then what is wrong.
+Each message reads: the file, then where in it, then what is wrong, on one line.
 """
+
+import os
 
 import numpy as np
 
 from ..errors import InputError
 
+NO_SUCH_FILE = "no such file"
+IS_A_DIRECTORY = "is a directory, not a file"
+
+
+def check_is_file(path) -> None:
+    """InputError unless `path` is an existing file (checked before any work starts)."""
+    if not os.path.isfile(path):
+        raise InputError(IS_A_DIRECTORY if os.path.isdir(path) else NO_SUCH_FILE, path=path)
+
 
 def os_error(err: OSError, path) -> InputError:
     """A one-line InputError for a file that cannot be opened or read."""
     if isinstance(err, FileNotFoundError):
-        return InputError("no such file", path=path)
+        return InputError(NO_SUCH_FILE, path=path)
     if isinstance(err, IsADirectoryError):
-        return InputError("is a directory, not a file", path=path)
+        return InputError(IS_A_DIRECTORY, path=path)
     if isinstance(err, PermissionError):
         return InputError("permission denied", path=path)
     return InputError(f"cannot read: {err.strerror or err}", path=path)
+
+
+def first_line(err: Exception) -> str:
+    """An exception's first line (h5py's and NumPy's messages run long), or its type."""
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
+
+
+def unreadable_rows(start: int, stop: int, err: Exception, path) -> InputError:
+    """Rows that could not be read from a file that opened (damaged data, a bad map)."""
+    return InputError(f"cannot read rows {start}..{stop}: {first_line(err)}", path=path)
+
+
+def check_positive(**values) -> None:
+    """InputError for the first option below 1, e.g. check_positive(shards=0)."""
+    for name, value in values.items():
+        if value < 1:
+            raise InputError(f"--{name} must be >= 1, got {value}")
 
 
 def first_bad(values) -> tuple | None:
