@@ -80,3 +80,46 @@ class BatchGather:
         np.take(self.X, rows, axis=0, out=xb)
         np.take(self.y, rows, out=yb)
         return xb, yb
+
+
+def make_plan(shuffle: str, n_total: int, n_local: int, row_start: int, global_batch: int,
+              local_batch: int, seed: int, rank: int):
+    """(the epoch plan, the most rows one of this rank's batches can hold)."""
+    if shuffle == "global":
+        plan = GlobalShuffle(n_total, global_batch, seed, row_start, row_start + n_local)
+        return plan, global_batch
+    return LocalShuffle(n_local, local_batch, seed, rank), max(local_batch, 1)
+
+
+class Batches:
+    """step -> this rank's batch (X, y), from the rank's rows and the epoch plan.
+
+    An engine that copies ahead (`prefetch`, the CUDA engine) is also handed the next step's
+    batch, gathered into the other of two buffers, so its copy overlaps this step's compute.
+    Plans of the current and the next epoch are kept.
+    """
+
+    def __init__(self, plan, X, y, max_rows: int, steps_per_epoch: int, total_steps: int,
+                 prefetch=None):
+        self.plan, self.steps_per_epoch, self.total_steps = plan, steps_per_epoch, total_steps
+        self.prefetch = prefetch
+        self.gather = BatchGather(X, y, max_rows, slots=2 if prefetch else 1)
+        self.epoch_plans, self.pending = {}, None
+
+    def rows_for(self, step: int) -> np.ndarray:
+        epoch, k = divmod(step, self.steps_per_epoch)
+        if epoch not in self.epoch_plans:
+            if len(self.epoch_plans) >= 2:
+                self.epoch_plans.pop(min(self.epoch_plans))
+            self.epoch_plans[epoch] = self.plan.epoch(epoch)
+        return self.epoch_plans[epoch](k)
+
+    def __call__(self, step: int):
+        if self.prefetch is None:
+            return self.gather(self.rows_for(step))
+        batch = self.pending if self.pending is not None else self.gather(self.rows_for(step))
+        self.pending = None
+        if step + 1 < self.total_steps:
+            self.pending = self.gather(self.rows_for(step + 1))
+            self.prefetch(*self.pending)
+        return batch

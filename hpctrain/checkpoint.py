@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .atomic import replacing
 from .errors import InputError
 
 FORMAT = "hpctrain-checkpoint-1"
@@ -59,28 +60,30 @@ def _flatten(model, params, optimizer_state):
 
 
 def save(run_dir, model, params, optimizer_state, step, epoch, step_in_epoch, rng, config):
-    """Write step-NNNNNNNN.h5 atomically; return its path."""
-    import h5py
-
+    """Write the run's checkpoints/step-NNNNNNNN.h5 atomically; return its path."""
     path = checkpoint_path(run_dir, step)
     os.makedirs(os.path.dirname(path), exist_ok=True)
+    write(path, model, params, optimizer_state, step, epoch, step_in_epoch, rng, config)
+    return path
+
+
+def write(path, model, params, optimizer_state, step=0, epoch=0, step_in_epoch=0, rng=None,
+          config=None) -> None:
+    """Write one checkpoint file atomically (hpctrain.atomic: a crash never leaves a
+    half-written file where a good one was)."""
+    import h5py  # heavy; only the commands that write or read checkpoints need it
+
     meta = {"format": FORMAT, "step": int(step), "epoch": int(epoch),
             "step_in_epoch": int(step_in_epoch), "model": model.spec(),
             "optimizer": {"name": optimizer_state["name"], "step": int(optimizer_state["step"])},
-            "rng": rng, "config": config}
+            "rng": rng or {}, "config": config or {}}
     arrays = _flatten(model, params, optimizer_state)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with h5py.File(tmp, "w") as f:
-        for name, array in arrays:
-            f.create_dataset(name, data=array)
+    with replacing(path) as tmp, h5py.File(tmp, "w") as f:
+        for key, array in arrays:
+            f.create_dataset(key, data=array)
         for key, value in meta.items():
             f.attrs[key] = value if isinstance(value, (int, str)) else json.dumps(value)
         f.attrs["checksum"] = _checksum(meta, arrays)
-        f.flush()
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
 
 
 def load(path, model=None) -> Checkpoint:

@@ -5,6 +5,10 @@ CUDA path (hpctrain.cuda_engine) share one loop, one checkpoint format and one a
 """
 
 import numpy as np
+from mpi4py import MPI
+
+from .kernels.finite import all_finite
+from .optim import make_optimizer
 
 
 class CpuEngine:
@@ -38,11 +42,22 @@ class CpuEngine:
 def make_engine(device: str, model, optimizer_args: dict, params: np.ndarray):
     """The engine for `device` ("cpu" or "cuda"), holding `params` and a fresh optimizer."""
     if device == "cuda":
-        from .cuda_engine import CudaEngine
+        from .cuda_engine import CudaEngine  # numba-cuda: loaded only for a GPU run
 
         engine = CudaEngine(model, **optimizer_args)
         engine.load(params)
         return engine
-    from .optim import make_optimizer
-
     return CpuEngine(model, make_optimizer(n_params=model.n_params, **optimizer_args), params)
+
+
+def warm_up(engine, comm, X, y, scratch) -> None:
+    """Compile once per node: the node's first rank fills the Numba cache, then the rest
+    load it, so 16 ranks do not compile 16 times. X, y: one row; scratch: a gradient-sized
+    buffer whose contents are then undefined."""
+    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    for turn in (0, 1):
+        if (node.Get_rank() == 0) == (turn == 0):
+            engine.loss_grad(X, y, scratch)
+            all_finite(scratch)
+        node.Barrier()
+    node.Free()

@@ -1,17 +1,18 @@
-"""What rank 0 records about a run: metrics.jsonl lines, phase timings, summary.json.
+"""The pieces of a run's records: the phases of a step, their timer, interval sums, the log.
 
-Phase times are measured on every rank and gathered at log steps, so the log shows both the
-mean and the max over ranks: a max far above the mean is imbalance, and the allreduce time of
-the fast ranks is then mostly waiting for the slow one.
+Light on purpose (NumPy only, no MPI): the benchmark reports read PHASES without starting MPI.
+hpctrain.records puts them together into what rank 0 writes.
 """
 
 import json
-import os
 import time
 
 import numpy as np
 
+from .atomic import replacing
+
 PHASES = ("data", "compute", "allreduce", "update")
+PHASE_INDEX = {name: i for i, name in enumerate(PHASES)}
 
 
 class StepTimer:
@@ -24,25 +25,40 @@ class StepTimer:
     def start(self):
         self._t = time.perf_counter()
 
-    def lap(self, phase_index: int):
+    def lap(self, phase: str):
         now = time.perf_counter()
-        self.times[phase_index] = now - self._t
+        self.times[PHASE_INDEX[phase]] = now - self._t
         self._t = now
 
 
-def gather_phase_stats(comm, per_step: np.ndarray) -> dict | None:
-    """{phase: {"mean": s, "max": s}} over ranks, on rank 0 (None elsewhere)."""
-    from mpi4py import MPI
+class Interval:
+    """Sums since the last log line: samples, loss, correct, phase seconds, wall time."""
 
-    local = np.ascontiguousarray(per_step, dtype=np.float64)
-    total, worst = np.zeros_like(local), np.zeros_like(local)
-    comm.Reduce(local, total, op=MPI.SUM, root=0)
-    comm.Reduce(local, worst, op=MPI.MAX, root=0)
-    if comm.Get_rank() != 0:
-        return None
-    size = comm.Get_size()
-    return {p: {"mean": float(total[i] / size), "max": float(worst[i])}
-            for i, p in enumerate(PHASES)}
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.samples = self.loss = self.correct = 0.0
+        self.times = np.zeros(len(PHASES))
+        self.steps = 0
+        self.t0 = time.perf_counter()
+
+    def add(self, totals, times):
+        self.samples += totals.count
+        self.loss += totals.loss
+        self.correct += totals.correct
+        self.times += times
+        self.steps += 1
+
+    def per_step_times(self) -> np.ndarray:
+        return self.times / max(self.steps, 1)
+
+    def record(self, step: int, epoch: int, lr: float) -> dict:
+        wall = time.perf_counter() - self.t0
+        n = max(self.samples, 1.0)
+        return {"epoch": epoch, "step": step + 1, "loss": self.loss / n,
+                "accuracy": self.correct / n, "samples_per_s": self.samples / wall if wall else 0,
+                "lr": lr}
 
 
 class MetricsLog:
@@ -59,8 +75,7 @@ class MetricsLog:
 
 
 def write_json_atomic(path, obj):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
+    """Replace `path` with obj as JSON, atomically (hpctrain.atomic)."""
+    with replacing(path) as tmp, open(tmp, "w") as f:
         json.dump(obj, f, indent=2, sort_keys=True)
         f.write("\n")
-    os.replace(tmp, path)

@@ -149,6 +149,34 @@ class MLP:
             raise InputError(f"{err} (task {self.task})") from None
         return float(loss), int(correct)
 
+    def staged_loss_grad(self, params, X, y, grad):
+        """loss_grad in stages, for overlapping the gradient's allreduce with backward:
+        (loss sum, correct, stages), where iterating `stages` runs the backward pass one
+        layer at a time, top down, and yields after each layer the offset from which `grad`
+        is final. The same kernel calls as loss_grad: bitwise the same gradient."""
+        from .kernels import mlp_stages  # Numba: compiled on first use, not at import
+
+        self._check_flat(params, "parameter")
+        self._check_flat(grad, "gradient")
+        X, y = self._batch(X, y)
+        outputs, deltas = self._workspace(X.shape[0])
+        layout = (self._offsets, self._fan_in, self._fan_out, self._acts)
+        if X.shape[0] == 0:
+            grad[:] = 0
+            return 0.0, 0, iter((0,))
+        try:
+            loss, correct = mlp_stages.forward_head(params, X, y, *layout, self._task_code,
+                                                    outputs, deltas)
+        except ValueError as err:
+            raise InputError(f"{err} (task {self.task})") from None
+
+        def stages():
+            for l in range(len(self.layer_shapes) - 1, -1, -1):
+                mlp_stages.backward_layer(l, params, X, grad, *layout, outputs, deltas)
+                yield int(self._offsets[l])
+
+        return float(loss), int(correct), stages()
+
     def evaluate(self, params, X, y):
         """(loss sum, right predictions) over all rows, in bounded-memory chunks."""
         mlp = _kernels()

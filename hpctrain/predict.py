@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 
+from .atomic import replacing
 from .errors import InputError
 
 
@@ -61,13 +62,12 @@ def predict_file(checkpoint, input_path, out, force=False) -> int:
     X = read_features(input_path, state.model_spec["features"])
     X = standardize(X, state.config)
     predictions = np.asarray(model.predict(state.params, X))
-    tmp = f"{out}.tmp-{os.getpid()}{os.path.splitext(out)[1]}"
-    if out.endswith(".npy"):
-        np.save(tmp, predictions)
-    else:
-        table = predictions if predictions.ndim == 2 else predictions[:, None]
-        np.savetxt(tmp, table, delimiter=",", fmt="%.7g")
-    os.replace(tmp, out)
+    with replacing(out) as tmp, open(tmp, "wb") as f:
+        if out.endswith(".npy"):
+            np.save(f, predictions)
+        else:
+            table = predictions if predictions.ndim == 2 else predictions[:, None]
+            np.savetxt(f, table, delimiter=",", fmt="%.7g")
     return len(X)
 
 

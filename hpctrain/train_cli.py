@@ -103,7 +103,7 @@ def train(ctx, **flags):
     """Train an MLP; run under mpiexec/mpirun/srun for data parallelism."""
     cfg = build_config(ctx, flags)
     runtime.configure(cfg.threads)
-    from .train import train as run_training
+    from .training import train as run_training
     from .world import world
 
     summary = run_training(cfg, world(), STARTED)

@@ -5,7 +5,7 @@ import pytest
 from helpers import check, run_mpi
 from train_util import final_params, make_data
 
-from hpctrain.overlap import bucket_bounds
+from hpctrain.gradsync import bucket_bounds
 
 
 def test_buckets_cover_the_buffer_from_its_end():

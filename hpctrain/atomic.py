@@ -1,0 +1,52 @@
+"""Replacing a file so that readers see the old one or the new one, never half of either.
+
+The new content goes to a fresh temporary file beside the target, created exclusively
+(mkstemp: O_CREAT|O_EXCL, never through a pre-existing name or a planted symlink), with the
+permissions a plain open() would have given; it is fsynced, renamed over the target, and the
+directory is fsynced so the rename itself survives a crash. On any failure (disk full, an
+exception, Ctrl-C) the temporary file is removed and the target is untouched.
+"""
+
+import os
+import tempfile
+from contextlib import contextmanager
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def replacing(path):
+    """`with replacing(path) as tmp:` write the new file at `tmp` (by name); on leaving the
+    block it becomes `path`."""
+    folder, name = os.path.split(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    sync_directory(folder)
+
+
+def sync_directory(folder) -> None:
+    """fsync a directory, so that a rename inside it is durable (no-op where unsupported)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

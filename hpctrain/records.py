@@ -1,0 +1,138 @@
+"""What rank 0 records about a run: metrics.jsonl, progress lines, summary.json.
+
+`RunRecords` is the one place that knows what rank 0 writes: metrics.jsonl (one line per
+logged step and per validation), the progress bar or plain progress lines, and summary.json.
+Every rank holds one, because the phase-time gathers are collective; only the root writes.
+Without a run directory (the Python API's `fit`) nothing is written and nothing is printed.
+
+Phase times are measured on every rank and gathered at log steps, so the log shows both the
+mean and the max over ranks: a max far above the mean is imbalance, and the allreduce time of
+the fast ranks is then mostly waiting for the slow one.
+"""
+
+import os
+import sys
+import time
+
+import numpy as np
+from mpi4py import MPI
+
+from .metrics import PHASES, Interval, MetricsLog, write_json_atomic
+
+
+def gather_phase_stats(comm, per_step: np.ndarray) -> dict | None:
+    """{phase: {"mean": s, "max": s}} over ranks, on rank 0 (None elsewhere)."""
+    local = np.ascontiguousarray(per_step, dtype=np.float64)
+    total, worst = np.zeros_like(local), np.zeros_like(local)
+    comm.Reduce(local, total, op=MPI.SUM, root=0)
+    comm.Reduce(local, worst, op=MPI.MAX, root=0)
+    if comm.Get_rank() != 0:
+        return None
+    size = comm.Get_size()
+    return {p: {"mean": float(total[i] / size), "max": float(worst[i])}
+            for i, p in enumerate(PHASES)}
+
+
+class RunRecords:
+    """Per-step bookkeeping on every rank; what rank 0 logs, shows and summarises."""
+
+    def __init__(self, comm, out: str | None, log_every: int, first_step: int,
+                 total_steps: int, started: float):
+        self.comm, self.out, self.log_every = comm, out, log_every
+        self.first_step, self.total_steps, self.started = first_step, total_steps, started
+        self.is_root = comm.Get_rank() == 0
+        writes = self.is_root and out
+        self.log = MetricsLog(os.path.join(out, "metrics.jsonl")) if writes else None
+        self.bar = _progress_bar(total_steps, first_step) if writes else None
+        self.interval = Interval()
+        self.run_times, self.measured, self.busy = np.zeros(len(PHASES)), 0, 0.0
+        self.time_to_first = None
+        self.final = {}
+
+    def step(self, step: int, epoch: int, totals, times, lr: float, seconds: float) -> None:
+        """After each step: add it up, and write a log line every log_every steps."""
+        self.interval.add(totals, times)
+        if (step + 1) % self.log_every == 0 or step + 1 == self.total_steps:
+            self._log_step(step, epoch, lr)
+        if self.time_to_first is None:
+            # The first step carries one-off costs: it is reported, not averaged in.
+            self.time_to_first = time.perf_counter() - self.started
+        else:
+            self.run_times += times
+            self.measured += 1
+            self.busy += seconds
+
+    def _log_step(self, step: int, epoch: int, lr: float) -> None:
+        interval = self.interval
+        phases = gather_phase_stats(self.comm, interval.per_step_times())
+        record = interval.record(step, epoch, lr)
+        interval.reset()
+        if not self.is_root:
+            return
+        record["time"] = phases
+        self.final.update(loss=record["loss"], accuracy=record["accuracy"])
+        self._write(record)
+        message = (f"loss {record['loss']:.4f}  acc {record['accuracy']:.3f}  "
+                   f"{record['samples_per_s']:,.0f} samples/s")
+        if self.bar is not None:
+            self.bar.n = step + 1
+            self.bar.set_postfix_str(message, refresh=True)
+        elif self.out:
+            print(f"epoch {epoch + 1}  step {step + 1}/{self.total_steps}  {message}", flush=True)
+
+    def validation(self, epoch: int, step: int, sums: np.ndarray) -> None:
+        """The globally summed (loss, correct, rows) of a validation pass."""
+        if not self.is_root or sums[2] == 0:
+            return
+        record = {"epoch": epoch, "step": step + 1, "val_loss": sums[0] / sums[2],
+                  "val_accuracy": sums[1] / sums[2]}
+        self.final.update(val_loss=record["val_loss"], val_accuracy=record["val_accuracy"])
+        self._write(record)
+        if self.bar is None and self.out:
+            print(f"epoch {epoch + 1}  val loss {record['val_loss']:.4f}  "
+                  f"val acc {record['val_accuracy']:.3f}", flush=True)
+
+    def _write(self, record: dict) -> None:
+        if self.log is not None:
+            self.log.write(record)
+
+    def summary(self, global_batch: int, run_facts: dict) -> dict | None:
+        """The scaling metrics (collective); written to summary.json and returned on rank 0."""
+        per_step = self.run_times / max(self.measured, 1)
+        phases = gather_phase_stats(self.comm, per_step)
+        first = self.comm.reduce(self.time_to_first or 0.0, op=MPI.MAX, root=0)
+        hosts = self.comm.gather(MPI.Get_processor_name(), root=0)
+        if not self.is_root:
+            return None
+        size, measured = self.comm.Get_size(), self.measured
+        step_time = self.busy / measured if measured else float("nan")
+        samples_per_s = global_batch / step_time if measured else float("nan")
+        mean_total = sum(p["mean"] for p in phases.values())
+        summary = {
+            "ranks": size, "global_batch": global_batch, "local_batch": global_batch / size,
+            "steps": self.total_steps, "measured_steps": measured, "step_time_s": step_time,
+            "samples_per_s": samples_per_s, "samples_per_s_per_rank": samples_per_s / size,
+            "time_to_first_step_s": first,
+            "comm_fraction": phases["allreduce"]["mean"] / mean_total if mean_total else 0.0,
+            "phase_times_s": {p: v["max"] for p, v in phases.items()},
+            "phase_times_mean_s": {p: v["mean"] for p, v in phases.items()},
+            "final": self.final, "hosts": sorted(set(hosts)), **run_facts,
+        }
+        if self.out:
+            write_json_atomic(os.path.join(self.out, "summary.json"), summary)
+        return summary
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.log is not None:
+            self.log.close()
+
+
+def _progress_bar(total: int, initial: int):
+    """A tqdm bar on an interactive terminal; None (plain lines) in batch logs."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm  # optional nicety, loaded only for a terminal
+
+    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)

@@ -1,0 +1,171 @@
+"""The training loop: every rank runs it in lockstep, one allreduce per step.
+
+    for each step:  batch -> gradient sum (engine) -> allreduce (gradient sync) -> update
+                    log, validate at the end of an epoch, checkpoint when due
+
+Every rank takes the same steps and holds the same parameters; `is_root` (rank 0) alone writes
+files. Each job around the loop lives in its own module: the batches (batches.py), the lr
+schedule (schedule.py), the step buffer and its allreduce (gradsync.py), the engine that holds
+parameters and optimizer state (engine.py, cuda_engine.py), rank 0's records (records.py) and
+the checkpoints (checkpoint.py).
+"""
+
+import os
+import time
+
+import numpy as np
+from mpi4py import MPI
+
+from . import checkpoint as ckpt
+from .batches import Batches, local_batch_size, make_plan
+from .comm import auto, get_allreduce
+from .config import TrainConfig
+from .engine import make_engine, warm_up
+from .errors import RunFailed
+from .faults import FaultPlan
+from .gradsync import GradientSync
+from .kernels.finite import all_finite
+from .metrics import StepTimer
+from .records import RunRecords
+from .rundir import config_record
+from .schedule import LearningRate
+from .startup import RankRows
+from .world import mpi_library
+
+
+class Trainer:
+    """cfg: the run's settings; rows: this rank's training rows; val: its (X, y) validation
+    rows or None; resume_from: a Checkpoint to continue; out: the run directory (None: write
+    nothing, as the Python API's `fit` does)."""
+
+    def __init__(self, cfg: TrainConfig, comm, model, rows: RankRows, device: str = "cpu",
+                 val=None, resume_from=None, out: str | None = None, started: float = None):
+        self.cfg, self.comm, self.model, self.rows, self.val = cfg, comm, model, rows, val
+        self.device, self.out = device, out
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+        self.is_root = self.rank == 0
+
+        self.engine = make_engine(device, model, dict(
+            name=cfg.optimizer, lr=cfg.lr, momentum=cfg.momentum,
+            weight_decay=cfg.weight_decay), self.initial_params())
+        self.first_step = 0
+        if resume_from is not None:
+            self.engine.load(resume_from.params, resume_from.optimizer_state)
+            self.first_step = resume_from.step
+
+        self.global_batch = cfg.global_batch or cfg.batch_size * self.size
+        local_batch = (local_batch_size(cfg.global_batch, self.rank, self.size)
+                       if cfg.global_batch else cfg.batch_size)
+        plan, max_rows = make_plan(cfg.shuffle, rows.n_total, len(rows.X), rows.start,
+                                   self.global_batch, local_batch, cfg.seed, self.rank)
+        # Every rank must take the same number of steps, or one would wait in a collective
+        # that another never enters: agree on the largest need.
+        self.steps_per_epoch = max(comm.allreduce(plan.steps_needed(), op=MPI.MAX), 1)
+        self.total_steps = cfg.total_steps(self.steps_per_epoch)
+        self.batches = Batches(plan, rows.X, rows.y, max_rows, self.steps_per_epoch,
+                               self.total_steps, getattr(self.engine, "prefetch", None))
+        self.lr = LearningRate(cfg.lr, cfg.lr_scaling, self.global_batch, cfg.batch_size,
+                               cfg.warmup_steps)
+
+        overlap = cfg.bucket_mb > 0 and device == "cpu"
+        self.sync = GradientSync(comm, model.n_params, get_allreduce(cfg.allreduce), all_finite,
+                                 FaultPlan.from_env(self.rank),
+                                 alloc=getattr(self.engine, "host_buffer", None),
+                                 bucket_bytes=int(cfg.bucket_mb * 2**20) if overlap else 0)
+        self.records = RunRecords(comm, out, cfg.log_every, self.first_step, self.total_steps,
+                                  time.perf_counter() if started is None else started)
+
+    def initial_params(self) -> np.ndarray:
+        """Rank 0 draws them from the seed; everyone receives the same bits."""
+        if self.is_root:
+            params = self.model.init_params(self.cfg.seed)
+        else:
+            params = np.empty(self.model.n_params, dtype=np.float32)
+        self.comm.Bcast(params, root=0)
+        return params
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def run(self) -> dict | None:
+        """Train to the end; the summary on rank 0 (None elsewhere)."""
+        warm_up(self.engine, self.comm, self.rows.X[:1], self.rows.y[:1], self.sync.grad)
+        timer = StepTimer()
+        try:
+            for step in range(self.first_step, self.total_steps):
+                began = time.perf_counter()
+                epoch, k = divmod(step, self.steps_per_epoch)
+                totals = self.step(step, timer)
+                self.records.step(step, epoch, totals, timer.times, self.lr.at(step),
+                                  time.perf_counter() - began)  # validation, checkpoints apart
+                if k + 1 == self.steps_per_epoch and self.val is not None:
+                    self.validate(epoch, step)
+                if self.checkpoint_due(step + 1):
+                    self.save_checkpoint(step + 1)
+            if self.total_steps > self.first_step and not self.checkpoint_due(self.total_steps):
+                self.save_checkpoint(self.total_steps)
+        finally:
+            self.sync.close()
+            self.records.close()
+        return self.summarize()
+
+    def step(self, step: int, timer: StepTimer):
+        """One step: every rank's gradient sum, one allreduce, the same update everywhere."""
+        sync = self.sync
+        timer.start()
+        X, y = self.batches(step)
+        timer.lap("data")
+        if sync.overlap is not None:
+            sync.reduce_overlapped(step, self.model, self.engine.params_host(), X, y, timer)
+        else:
+            loss, correct = self.engine.loss_grad(X, y, sync.grad)
+            sync.record(step, len(X), loss, correct)
+            timer.lap("compute")
+            sync.reduce()
+            timer.lap("allreduce")
+        totals = sync.totals()  # the same bits on every rank: the same verdict, no collective
+        if not totals.finite:
+            kept = os.path.join(self.out, "checkpoints") if self.out else "memory"
+            raise RunFailed(f"non-finite loss or gradient at step {step + 1}; stopping. The "
+                            f"last good checkpoint in {kept} is kept.")
+        if totals.count > 0:
+            self.engine.step(sync.grad, 1.0 / totals.count, self.lr.at(step))
+        timer.lap("update")
+        return totals
+
+    def validate(self, epoch: int, step: int) -> None:
+        """Loss and accuracy on the val split: each rank its rows, one reduction."""
+        Xv, yv = self.val
+        loss, correct = self.model.evaluate(self.engine.params_host(), Xv, yv)
+        sums = np.array([loss, correct, len(yv)], dtype=np.float64)
+        self.comm.Allreduce(MPI.IN_PLACE, sums, op=MPI.SUM)
+        self.records.validation(epoch, step, sums)
+
+    # --- checkpoints and the summary --------------------------------------------------------
+
+    def checkpoint_due(self, steps_done: int) -> bool:
+        every = self.cfg.checkpoint_every
+        return bool(every) and steps_done % every == 0
+
+    def save_checkpoint(self, step: int) -> None:
+        if not self.is_root or not self.out:
+            return
+        epoch, k = divmod(step, self.steps_per_epoch)
+        rng = {"seed": self.cfg.seed, "shuffle": self.cfg.shuffle, "epoch": epoch,
+               "step_in_epoch": k, "scheme": "numpy default_rng([seed, epoch(, rank)])"}
+        ckpt.save(self.out, self.model, self.engine.params_host(),
+                  self.engine.optimizer_state(), step, epoch, k, rng, config_record(self.cfg))
+
+    def summarize(self) -> dict | None:
+        cfg = self.cfg
+        facts = {
+            "algorithm": cfg.allreduce, "device": self.device,
+            "bucket_mb": cfg.bucket_mb if self.sync.overlap is not None else 0,
+            "shuffle": cfg.shuffle, "model": self.model.spec(),
+            "parameters": self.model.n_params,
+            "dataset": os.path.abspath(cfg.data) if cfg.data else None,
+            "mpi_library": mpi_library(),
+        }
+        if cfg.allreduce == "auto":
+            facts["auto_choices"] = auto.choices()
+        return self.records.summary(self.global_batch, facts)
+
