@@ -13,27 +13,38 @@ import time
 import traceback
 from contextlib import contextmanager
 
-from .errors import EXIT_BAD_INPUT, EXIT_FAILED, InputError
+from .errors import EXIT_BAD_INPUT, EXIT_FAILED, InputError, RunFailed
 
 ABORT_GRACE_S = 0.5
 
 
 def collective_check(comm, fn, *args, **kwargs):
-    """Run fn on every rank; if it raises InputError on any rank, raise it on every rank.
+    """Run fn on every rank; if it raises on any rank, raise on every rank.
 
-    The error raised everywhere is the one of the lowest failing rank, tagged with that rank,
-    and marked `collective` so that only rank 0 prints it.
+    An InputError (bad input: exit 2) is raised everywhere as the lowest failing rank's,
+    tagged with that rank; any other exception (a bug, an OS failure: exit 1) prints its
+    traceback on the rank where it happened and becomes a RunFailed everywhere. Both are
+    marked `collective`, so only rank 0 prints the one line, and no rank is left waiting in
+    a collective that a failed rank never enters.
     """
     result, failure = None, None
     try:
         result = fn(*args, **kwargs)
     except InputError as err:
-        failure = (err.message, err.path)
+        failure = ("input", err.message, err.path)
+    except Exception as err:
+        traceback.print_exc(file=sys.stderr)
+        failure = ("failed", f"{type(err).__name__}: {err}", None)
     # Small and rare (once per command), so the pickling allgather is fine here.
     failures = comm.allgather(failure)
     for rank, failed in enumerate(failures):
         if failed is not None:
-            err = InputError(failed[0], failed[1], rank if comm.Get_size() > 1 else None)
+            kind, message, path = failed
+            where = rank if comm.Get_size() > 1 else None
+            if kind == "input":
+                err = InputError(message, path, where)
+            else:
+                err = RunFailed(message if where is None else f"rank {where}: {message}")
             err.collective = True
             raise err
     return result

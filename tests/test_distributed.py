@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 import pytest
-from helpers import check, run_cli, run_mpi
+from helpers import check, run_cli, run_mpi, run_mpi_script
 from train_util import checkpoints, final_params, make_data, metrics, summary
 
 ATOL = 1e-5
@@ -133,3 +133,14 @@ def test_evaluate_is_the_same_on_any_rank_count(data, tmp_path):
     a, b = json.loads(one), json.loads(three)
     assert a["rows"] == b["rows"] == 30
     assert a["loss"] == pytest.approx(b["loss"], rel=1e-6) and a["accuracy"] == b["accuracy"]
+
+
+def test_a_non_input_error_in_start_up_ends_every_rank():
+    """One rank's unexpected exception during the start-up checks (e.g. a library's
+    RuntimeError on a broken file) must end every rank, not leave them waiting."""
+    script = os.path.join(os.path.dirname(__file__), "mpi", "startup_failure.py")
+    proc = run_mpi_script(3, script, ["2"], timeout=60)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "all ranks stopped: rank 2: RuntimeError: broken file on this rank only" \
+        in proc.stdout
+    assert "no failure seen" not in proc.stdout
