@@ -23,7 +23,10 @@ class Setting:
 
 
 def _non_negative_float(text):
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
     if not value >= 0 or value == float("inf"):
         raise ValueError("expected a finite number of seconds >= 0")
     return value
