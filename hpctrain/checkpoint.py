@@ -19,6 +19,7 @@ import numpy as np
 
 from .atomic import replacing
 from .errors import InputError
+from .model import MLP
 
 FORMAT = "hpctrain-checkpoint-1"
 NAME = re.compile(r"^step-(\d+)\.h5$")
@@ -88,9 +89,7 @@ def write(path, model, params, optimizer_state, step=0, epoch=0, step_in_epoch=0
 
 def load(path, model=None) -> Checkpoint:
     """Read and verify a checkpoint; InputError if unreadable, corrupted or another model's."""
-    import h5py
-
-    from .model import MLP
+    import h5py  # heavy; only the commands that write or read checkpoints need it
 
     try:
         with h5py.File(path, "r") as f:

@@ -12,6 +12,7 @@ import click
 from . import __version__
 from .errors import EXIT_BAD_INPUT, EXIT_FAILED, InputError, RunFailed
 from .settings import check_environment
+from .world import current_rank
 
 # name -> "module:attribute" of a click command or group
 COMMANDS = {
@@ -54,8 +55,6 @@ class LazyGroup(click.Group):
 
 def report_error(err: Exception) -> None:
     """One line on stderr; a collectively agreed error is printed by rank 0 alone."""
-    from .world import current_rank
-
     if getattr(err, "collective", False) and current_rank() != 0:
         return
     click.echo(f"hpctrain: error: {err}", err=True)

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import tomllib
 from dataclasses import dataclass, field
 
 from .errors import InputError
@@ -101,8 +102,6 @@ def parse_hidden(value) -> tuple:
 
 def load_toml(path) -> dict:
     """A TOML config file's [train] table (or its top level): keys are the long flag names."""
-    import tomllib
-
     try:
         with open(path, "rb") as f:
             doc = tomllib.load(f)

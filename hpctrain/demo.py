@@ -14,7 +14,7 @@ from .launcher import find_mpiexec
 
 
 def run_demo(out: str, ranks: int, samples: int, epochs: int, allreduce: str) -> None:
-    from .data.synth import make_synthetic
+    from .data.synth import make_synthetic  # NumPy and h5py: after runtime.configure
 
     if ranks < 1 or samples < 10 or epochs < 1:
         raise InputError("--ranks and --epochs must be positive and --samples at least 10")

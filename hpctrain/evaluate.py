@@ -1,17 +1,17 @@
 """Evaluate a checkpoint on a dataset split: each rank its own rows, one reduction."""
 
 import numpy as np
+from mpi4py import MPI
 
+from . import checkpoint as ckpt
+from .data import open_dataset
 from .errors import InputError
 from .failures import collective_check
+from .model import MLP
 
 
 def load_for_dataset(data, checkpoint, split, comm):
     """Every input check of `evaluate`, on every rank: the checkpoint must fit the dataset."""
-    from . import checkpoint as ckpt
-    from .data import open_dataset
-    from .model import MLP
-
     dataset = open_dataset(data)
     state = ckpt.load(checkpoint)
     model = MLP.from_spec(state.model_spec)
@@ -28,8 +28,6 @@ def load_for_dataset(data, checkpoint, split, comm):
 
 
 def evaluate_checkpoint(comm, data, checkpoint, split) -> dict | None:
-    from mpi4py import MPI
-
     model, params, X, y = collective_check(comm, load_for_dataset, data, checkpoint, split, comm)
     loss, correct = model.evaluate(params, X, y)
     sums = np.array([loss, correct, len(y)], dtype=np.float64)

@@ -12,15 +12,10 @@ Not thread-safe: calls share the workspaces.
 import numpy as np
 
 from .errors import InputError
+from .kernels import ACTIVATIONS, TASKS
 
 _MAX_CACHED_BATCH_SIZES = 4
 _EVAL_CHUNK_FLOATS = 1 << 22  # bound on an evaluation chunk's workspace (16 MiB of floats)
-
-
-def _codes():
-    from .kernels import ACTIVATIONS, TASKS
-
-    return ACTIVATIONS, TASKS
 
 
 _compiled = None
@@ -71,7 +66,7 @@ class MLP:
     """features -> hidden layers (one activation) -> linear logits -> the task's head."""
 
     def __init__(self, features, hidden=(64,), activation="relu", task="binary", classes=2):
-        activations, tasks = _codes()
+        activations, tasks = ACTIVATIONS, TASKS
         if not isinstance(activation, str) or activation not in activations:
             raise InputError(f"unknown activation {activation!r}; "
                              f"choose from {', '.join(activations)}")

@@ -1,11 +1,14 @@
 """Predictions of a checkpoint for new rows given as .csv or .npy."""
 
+import csv
 import os
 
 import numpy as np
 
+from . import checkpoint as ckpt
 from .atomic import replacing
 from .errors import InputError
+from .model import MLP
 
 
 def read_features(path, features: int) -> np.ndarray:
@@ -31,8 +34,6 @@ def read_features(path, features: int) -> np.ndarray:
 
 def read_csv(path) -> np.ndarray:
     """Numeric CSV; a first line that is not numeric is taken as a header."""
-    import csv
-
     rows = []
     with open(path, newline="") as f:
         for line_no, row in enumerate(csv.reader(f), start=1):
@@ -50,9 +51,6 @@ def read_csv(path) -> np.ndarray:
 
 
 def predict_file(checkpoint, input_path, out, force=False) -> int:
-    from . import checkpoint as ckpt
-    from .model import MLP
-
     if os.path.exists(out) and not force:
         raise InputError("output exists; use --force to replace it", out)
     if not (out.endswith(".npy") or out.endswith(".csv")):

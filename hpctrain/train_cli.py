@@ -13,6 +13,7 @@ import click
 from . import runtime
 from .config import TrainConfig, load_toml, parse_hidden
 from .errors import InputError
+from .world import world
 
 STARTED = time.perf_counter()
 
@@ -104,9 +105,8 @@ def train(ctx, **flags):
     cfg = build_config(ctx, flags)
     runtime.configure(cfg.threads)
     from .training import train as run_training
-    from .world import world
 
-    summary = run_training(cfg, world(), STARTED)
+    summary = run_training(cfg, started=STARTED)
     if summary is not None:
         final = summary["final"]
         parts = [f"{k} {v:.4f}" for k, v in sorted(final.items())]
@@ -123,7 +123,6 @@ def evaluate(data, checkpoint, split, as_json):
     """Loss and accuracy of a checkpoint on a dataset split (distributed under mpiexec)."""
     runtime.configure()
     from .evaluate import evaluate_checkpoint
-    from .world import world
 
     result = evaluate_checkpoint(world(), data, checkpoint, split)
     if result is None:
