@@ -7,9 +7,10 @@ import csv
 import os
 
 import pytest
-from helpers import REPO, check, run_cli, run_mpi, run_mpi_script
+from helpers import REPO, check, child_env, run_cli, run_mpi, run_mpi_script
 
 BROKEN = os.path.join(REPO, "tests", "mpi", "comm_bench_broken.py")
+DEFAULT_ALGORITHMS = ("ring", "doubling", "shm", "native", "auto")
 
 
 def table_rows(stdout: str) -> list[list[str]]:
@@ -18,32 +19,37 @@ def table_rows(stdout: str) -> list[list[str]]:
 
 def test_bench_prints_table_and_appends_csv_and_plot(tmp_path):
     out_csv, out_png = tmp_path / "allreduce.csv", tmp_path / "allreduce.png"
+    env = child_env(XDG_CACHE_HOME=tmp_path / "cache", HPCTRAIN_AUTO_BUDGET_S=0.02)
     args = ["bench", "allreduce", "--sizes", "4K,12,64K", "--repeats", "3", "--warmup", "1",
             "--csv", out_csv, "--plot", out_png]
-    proc = check(run_mpi(3, args, timeout=180))
+    proc = check(run_mpi(3, args, timeout=180, env=env))
     assert proc.stdout.count("# allreduce, in place, 3 ranks, float32") == 1  # rank 0 only
+    assert proc.stdout.count("# vs native: busbw / native's busbw at the same size, native "
+                             "being MPI's own Allreduce") == 1
     rows = table_rows(proc.stdout)
     assert [(r[0], r[2]) for r in rows] == [
-        (size, name) for size in ("4096", "12", "65536") for name in ("ring", "tree", "native")]
+        (size, name) for size in ("4096", "12", "65536") for name in DEFAULT_ALGORITHMS]
     for size, count, name, time_us, algbw, busbw, ratio in rows:
         assert int(count) * 4 == int(size)
         assert float(time_us) > 0
         # busbw = algbw * 2(p-1)/p, up to the printed rounding
         assert float(busbw) == pytest.approx(float(algbw) * 4 / 3, abs=2e-3)
         assert (ratio == "1.00") if name == "native" else (float(ratio) > 0)
-    check(run_mpi(2, args[:4] + ["--algorithms", "ring", "--repeats", "2", "--csv", out_csv],
-                  timeout=180))
+    # `tree` is doubling's old name: accepted, reported under the registered name, once
+    check(run_mpi(2, args[:4] + ["--algorithms", "ring,tree,doubling", "--repeats", "2",
+                                 "--csv", out_csv], timeout=180, env=env))
     with open(out_csv) as f:
         written = list(csv.DictReader(f))
     assert [(r["ranks"], r["algorithm"]) for r in written] == (
-        [("3", name) for name in ("ring", "tree", "native")] * 3 + [("2", "ring")] * 3)
-    assert all(r["busbw_vs_native"] == "" for r in written[9:])  # native did not run
+        [("3", name) for name in DEFAULT_ALGORITHMS] * 3 + [("2", "ring"), ("2", "doubling")] * 3)
+    assert all(r["busbw_vs_native"] == "" for r in written[15:])  # native did not run
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize("name, message", [
     ("wrong", "wrong gave wrong sums at 4096 bytes"),
-    ("uneven", "uneven left different bits on different ranks at 4096 bytes"),
+    ("uneven", "uneven left different bits on different ranks at 4096 bytes "
+               "(rank 1 differs from rank 0)"),
 ])
 def test_bench_refuses_to_time_a_wrong_algorithm(name, message):
     proc = run_mpi_script(2, BROKEN, [name], timeout=120)

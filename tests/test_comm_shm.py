@@ -2,10 +2,12 @@
 
 The multi-rank cases run under a real mpiexec: one launch per rank count, each checking the
 real layout and pretend multi-node layouts (HPCTRAIN_FAKE_NODES) inside; see
-tests/mpi/shm_allreduce.py for what every launch checks.
+tests/mpi/shm_allreduce.py for what every launch checks. The worker prints what it verified
+per layout (node sizes, number of cases, auto's choices) and the test checks those numbers.
 """
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -27,13 +29,47 @@ LAYOUTS = {
 }
 
 
+CANDIDATES = {"native", "ring", "doubling", "shm"}
+
+
+def sizes_for(p):
+    return sorted({0, 1, max(p - 1, 0), p + 1, 1001, 100_003})
+
+
+def expected_cases(p):
+    """The worker's cases per layout: the grid (shm and auto, two dtypes), 8 window-reuse
+    calls, one on a freed duplicate and, with several ranks, auto's cached call."""
+    return 2 * 2 * len(sizes_for(p)) + 8 + 1 + (1 if p > 1 else 0)
+
+
+def expected_classes(p):
+    """auto's size classes of the grid (an empty message picks nothing)."""
+    return {auto.class_label(auto.size_class(n * itemsize))
+            for n in sizes_for(p) if n for itemsize in (4, 8)}
+
+
 @pytest.mark.parametrize("ranks", sorted(LAYOUTS))
 def test_shm_and_auto_under_mpiexec(ranks, tmp_path):
     env = child_env(XDG_CACHE_HOME=tmp_path / "cache", HPCTRAIN_AUTO_BUDGET_S=0.02)
     env.pop(topology.FAKE_NODES_VAR, None)
     env.pop(shm.CHUNK_VAR, None)
     proc = check(run_mpi_script(ranks, WORKER, [ranks, *LAYOUTS[ranks]], timeout=120, env=env))
-    assert proc.stdout.startswith("ok "), proc.stdout
+    lines = proc.stdout.strip().splitlines()
+    report = proc.stdout
+    assert len(lines) == len(LAYOUTS[ranks]) + 2, report
+    for line, spec in zip(lines, LAYOUTS[ranks], strict=False):
+        name, sizes = spec.split(":")[:2]
+        match = re.fullmatch(rf"layout {re.escape(name)}: nodes (\S+) cases (\d+) auto (\S+)",
+                             line)
+        assert match, report
+        assert match.group(1) == sizes, report
+        assert int(match.group(2)) == expected_cases(ranks), report
+        picked = dict(pair.split(":") for pair in match.group(3).split(","))
+        assert set(picked) == expected_classes(ranks), report
+        allowed = {"native"} if ranks == 1 else CANDIDATES
+        assert set(picked.values()) <= allowed, report
+    assert lines[-2] == f"bad settings: {topology.FAKE_NODES_VAR} {shm.CHUNK_VAR}", report
+    assert lines[-1] == f"ok {expected_cases(ranks) * len(LAYOUTS[ranks])}", report
 
 
 def test_bad_fake_nodes_stop_every_rank_with_one_line(tmp_path):
@@ -48,16 +84,22 @@ def test_bad_fake_nodes_stop_every_rank_with_one_line(tmp_path):
 
 @pytest.mark.parametrize("spec, size, sizes", [
     ("2x2", 4, [2, 2]), ("3,1", 4, [3, 1]), ("3+1", 4, [3, 1]), ("1+1+1", 3, [1, 1, 1]),
-    (" 1X3 ", 3, [3]),
+    (" 1X3 ", 3, [3]), ("", 4, None), ("  ", 4, None),
 ])
-def test_fake_nodes_parse(spec, size, sizes):
-    assert topology.parse_fake_nodes(spec, size) == sizes
+def test_fake_nodes_parse(spec, size, sizes, monkeypatch):
+    monkeypatch.setenv(topology.FAKE_NODES_VAR, spec)
+    assert topology.fake_node_sizes(size) == sizes
 
 
-@pytest.mark.parametrize("spec", ["3,3", "2x3", "0,4", "two", "", "4,"])
-def test_fake_nodes_that_do_not_fit_the_job(spec):
-    with pytest.raises(InputError, match=topology.FAKE_NODES_VAR):
-        topology.parse_fake_nodes(spec, 4)
+@pytest.mark.parametrize("spec, why", [
+    ("3,3", "add up to 6, but the job has 4 ranks"), ("2x3", "add up to 6"),
+    ("0,4", "at least one rank"), ("two", "expected NODESxRANKS"), ("4,", "expected NODESxRANKS"),
+])
+def test_fake_nodes_that_do_not_fit_the_job(spec, why, monkeypatch):
+    monkeypatch.setenv(topology.FAKE_NODES_VAR, spec)
+    with pytest.raises(InputError, match=f"{topology.FAKE_NODES_VAR}={spec!r}: .*{why}") as err:
+        topology.fake_node_sizes(4)
+    assert err.value.collective  # every rank fails alike: rank 0 alone reports it
 
 
 @pytest.mark.parametrize("n, itemsize, parts", [
@@ -97,13 +139,13 @@ def test_pipeline_pieces_cover_the_buffer_once(n, chunk):
 
 def test_chunk_setting(monkeypatch):
     monkeypatch.delenv(shm.CHUNK_VAR, raising=False)
-    assert shm.chunk_bytes(16) == 0       # the pipeline lost where measured: off by default
-    assert shm.chunk_bytes(2) == 0
+    assert shm.chunk_bytes() == 0         # the pipeline lost where measured: off by default
     monkeypatch.setenv(shm.CHUNK_VAR, "1000")
-    assert shm.chunk_bytes(17) == 1024    # asked for: on a cache line
+    assert shm.chunk_bytes() == 1024      # asked for: on a cache line
     monkeypatch.setenv(shm.CHUNK_VAR, "-5")
-    with pytest.raises(InputError, match=shm.CHUNK_VAR):
-        shm.chunk_bytes(4)
+    with pytest.raises(InputError, match=shm.CHUNK_VAR) as err:
+        shm.chunk_bytes()
+    assert err.value.collective
 
 
 def test_size_classes():

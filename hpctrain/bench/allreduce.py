@@ -1,17 +1,16 @@
 """`hpctrain bench allreduce`: time each allreduce algorithm per message size, nccl-tests style.
 
-Run under `mpiexec -n P`. For every size and algorithm: fill a buffer with fresh random
-values, run the algorithm once and check the sum against a float64 reference (and that every
-rank holds the same bits) before timing anything; then `--warmup` untimed calls and
-`--repeats` timed calls, each after a barrier. A call's time is the slowest rank's; the
-reported time is the median over the repeats. Columns (docs/PERFORMANCE.md explains them):
-time, algbw = bytes / time, busbw = algbw * 2(p-1)/p, and busbw relative to `native`.
-Only rank 0 prints and writes files.
+Run under `mpiexec -n P`. For every size and algorithm: check it once on fresh random values
+(`hpctrain.comm.verify`: the float64 sum, identical bits on every rank) before timing
+anything; then `--warmup` untimed calls and `--repeats` timed calls, timed like `auto` times
+(`hpctrain.comm.timing`: a barrier before each call, the slowest rank's time, the median).
+Columns (docs/PERFORMANCE.md explains them): time, algbw = bytes / time, busbw = algbw *
+2(p-1)/p, and busbw relative to `native`, MPI's own Allreduce. Only rank 0 prints and writes
+files.
 """
 
 import os
 import re
-import zlib
 
 import click
 
@@ -21,8 +20,11 @@ from ..failures import abort_on_failure, collective_check
 from ..world import mpi_library
 
 DEFAULT_SIZES = "4K,64K,1M,8M,64M"
+DEFAULT_ALGORITHMS = "ring,doubling,shm,native,auto"
 UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 PLOT_FORMATS = (".png", ".pdf", ".svg")
+RATIO_NOTE = ("# vs native: busbw / native's busbw at the same size, native being MPI's own "
+              "Allreduce (> 1: faster than MPI; - when native did not run)")
 CSV_COLUMNS = ("ranks", "dtype", "size_bytes", "count", "algorithm", "time_us", "algbw_GBps",
                "busbw_GBps", "busbw_vs_native", "repeats", "warmup", "mpi")
 
@@ -30,8 +32,8 @@ CSV_COLUMNS = ("ranks", "dtype", "size_bytes", "count", "algorithm", "time_us", 
 @click.command()
 @click.option("--sizes", default=DEFAULT_SIZES, show_default=True,
               help="Message sizes in bytes, comma-separated; K, M, G mean 2^10, 2^20, 2^30.")
-@click.option("--algorithms", default="ring,tree,native", show_default=True,
-              help="Registered allreduce algorithms, comma-separated.")
+@click.option("--algorithms", default=DEFAULT_ALGORITHMS, show_default=True,
+              help="Registered allreduce algorithms, comma-separated (tree = doubling).")
 @click.option("--repeats", default=20, show_default=True, type=click.IntRange(min=1),
               help="Timed calls per size and algorithm (the median is reported).")
 @click.option("--warmup", default=5, show_default=True, type=click.IntRange(min=0),
@@ -61,11 +63,11 @@ def parse_request(rank, sizes, algorithms, dtype, csv_path, plot_path):
     """(algorithm names, sizes in bytes), or InputError naming the flag or file."""
     import numpy as np
 
-    from ..comm import get_allreduce
+    from ..comm import canonical_name
 
-    names = split_list(algorithms, "--algorithms")
-    for name in names:
-        get_allreduce(name)
+    # One row per algorithm, however it was named (`tree` is `doubling`).
+    names = list(dict.fromkeys(canonical_name(name)
+                               for name in split_list(algorithms, "--algorithms")))
     itemsize = np.dtype(dtype).itemsize
     byte_sizes = [parse_size(text, itemsize) for text in split_list(sizes, "--sizes")]
     if rank == 0:  # only rank 0 writes, so only its file system matters
@@ -106,18 +108,17 @@ def check_output_path(path, suffixes) -> None:
 
 def run_all(comm, names, byte_sizes, dtype, repeats, warmup, seed) -> list[dict]:
     """Check, then time, every (size, algorithm); rows as dicts (identical on every rank)."""
-    import numpy as np
-
     from ..comm import get_allreduce
 
     rows = []
     if comm.Get_rank() == 0:
         print(header(comm, dtype, repeats, warmup), flush=True)
     for index, size in enumerate(byte_sizes):
-        inputs = Inputs(comm, np.dtype(dtype), size, seed, index)
+        inputs = Inputs(comm, dtype, size, seed, index)
         for name in names:
-            check_result(comm, name, get_allreduce(name), inputs)
-            seconds = time_calls(comm, get_allreduce(name), inputs, repeats, warmup)
+            allreduce = get_allreduce(name)
+            check_result(comm, name, allreduce, inputs)
+            seconds = time_calls(comm, allreduce, inputs, repeats, warmup)
             rows.append(make_row(comm.Get_size(), inputs, name, seconds, repeats, warmup))
         add_ratios(rows, size)
         if comm.Get_rank() == 0:
@@ -129,20 +130,18 @@ def run_all(comm, names, byte_sizes, dtype, repeats, warmup, seed) -> list[dict]
 
 
 class Inputs:
-    """One size's random inputs on this rank, the buffer to reduce, and the float64 total."""
+    """One size's random inputs on this rank (the check's own, see verify) and the buffer."""
 
     def __init__(self, comm, dtype, size: int, seed: int, index: int):
         import numpy as np
-        from mpi4py import MPI
 
-        count, p = size // dtype.itemsize, comm.Get_size()
-        rng = np.random.default_rng([seed, comm.Get_rank(), index])
-        # In [-1, 1): any sum order is within p * (p * eps) of the exact total.
-        self.data = rng.uniform(-1.0, 1.0, count).astype(dtype)
+        from ..comm import verify
+
+        self.dtype = np.dtype(dtype)
+        self.count = size // self.dtype.itemsize
+        self.seed, self.case = seed, index
+        self.data = verify.inputs(comm.Get_rank(), self.count, self.dtype, seed, index)
         self.buf = np.empty_like(self.data)
-        self.total = self.data.astype(np.float64)
-        comm.Allreduce(MPI.IN_PLACE, self.total, op=MPI.SUM)  # MPI's sum, in float64
-        self.tolerance = p * p * float(np.finfo(dtype).eps)
 
     def reset(self) -> None:
         """The inputs again: repeated in-place sums would grow without bound."""
@@ -150,45 +149,25 @@ class Inputs:
 
 
 def check_result(comm, name, fn, inputs: Inputs) -> None:
-    """One call, compared with the reference on every rank; RunFailed everywhere if wrong."""
-    import numpy as np
+    """One call on fresh inputs, checked on every rank; RunFailed everywhere if wrong."""
+    from ..comm import verify
 
-    inputs.reset()
-    fn(comm, inputs.buf)
-    error = float(np.max(np.abs(inputs.buf - inputs.total), initial=0.0))
-    digests = comm.allgather(zlib.crc32(inputs.buf))
-    errors = comm.allgather(error)
-    worst = max(errors)
-    if worst > inputs.tolerance or np.isnan(worst):
-        raise RunFailed(f"{name} gave wrong sums at {inputs.buf.nbytes} bytes: max error "
-                        f"{worst:.3g} on rank {errors.index(worst)} (tolerance "
-                        f"{inputs.tolerance:.3g})")
-    if len(set(digests)) > 1:
-        raise RunFailed(f"{name} left different bits on different ranks at "
-                        f"{inputs.buf.nbytes} bytes")
+    problem = verify.check(comm, fn, inputs.count, inputs.dtype, inputs.seed, inputs.case)
+    if problem is not None:
+        raise RunFailed(f"{name} {problem}")
 
 
 def time_calls(comm, fn, inputs: Inputs, repeats: int, warmup: int) -> float:
     """Median over the timed calls of the slowest rank's time for the call, in seconds."""
-    import numpy as np
-    from mpi4py import MPI
+    from ..comm import timing
 
     for _ in range(warmup):
         inputs.reset()
         fn(comm, inputs.buf)
-    times = np.empty(repeats)
-    for i in range(repeats):
-        inputs.reset()
-        comm.Barrier()
-        start = MPI.Wtime()
-        fn(comm, inputs.buf)
-        times[i] = MPI.Wtime() - start
-    comm.Allreduce(MPI.IN_PLACE, times, op=MPI.MAX)
-    return float(np.median(times))
+    return timing.median_time(comm, lambda: fn(comm, inputs.buf), repeats, before=inputs.reset)
 
 
 def make_row(p, inputs: Inputs, name, seconds, repeats, warmup) -> dict:
-
     size = inputs.buf.nbytes
     algbw = size / seconds / 1e9
     return {
@@ -215,7 +194,6 @@ def add_ratios(rows, size) -> None:
 
 
 def header(comm, dtype, repeats, warmup) -> str:
-
     columns = (f"{'size(B)':>12} {'count':>11} {'algorithm':>10} {'time(us)':>11} "
                f"{'algbw(GB/s)':>12} {'busbw(GB/s)':>12} {'vs native':>10}")
     p = comm.Get_size()
@@ -223,6 +201,7 @@ def header(comm, dtype, repeats, warmup) -> str:
     return (f"# allreduce, in place, {ranks}, {dtype}, {mpi_library()}\n"
             f"# each: checked against a float64 sum, {warmup} warm-up calls, median of "
             f"{repeats} timed calls (slowest rank per call, barrier before each)\n"
+            f"{RATIO_NOTE}\n"
             f"#{columns[1:]}")
 
 

@@ -1,52 +1,39 @@
 """Allreduce algorithms behind one registry: name -> fn(comm, buf) summing buf in place.
 
-Each algorithm lives in its own module as a plain function `fn(comm, buf)` on a flat,
-contiguous float32/float64 NumPy buffer. The registry wraps it with the agreement of
-`checks.agree` (bad or mismatched buffers raise InputError on every rank, no rank left
-waiting; one collective on the first call per communicator, length and dtype), so callers
-get the same safety from every algorithm. Adding an algorithm is one line in SOURCES.
-An algorithm module must not import ALGORITHMS at import time (a cycle): import siblings.
+`get_allreduce(name)` hands out a registered algorithm (`registry.ALGORITHMS`): native
+(MPI's own), ring, doubling (recursive doubling; `tree` is its old name and still accepted),
+shm (through node-shared memory) and auto (the fastest of them, measured per message size).
+Each is checked by `agreement`: bad or mismatched buffers raise InputError on every rank, no
+rank left waiting.
+
+Importing this package is free: the registry, and with it Numba and MPI, loads inside
+`get_allreduce`, because MPI and Numba should start only when an allreduce is asked for.
 """
 
-import functools
-import importlib
-
 from ..errors import InputError
-from .checks import agree
-
-# name -> "module:function" of the unchecked algorithm; one line registers one more.
-SOURCES = {
-    "native": "hpctrain.comm.native:native_allreduce",
-    "ring": "hpctrain.comm.ring:ring_allreduce",
-    "tree": "hpctrain.comm.tree:tree_allreduce",
-    "shm": "hpctrain.comm.shm:shm_allreduce",
-    "auto": "hpctrain.comm.auto:auto_allreduce",
-}
 
 
-def checked(algorithm):
-    """The algorithm behind the collective buffer check, run on a private communicator."""
+def names() -> list[str]:
+    """The registered algorithm names, sorted (aliases such as `tree` not included)."""
+    from . import registry  # loads Numba and the algorithms: only when asked
 
-    @functools.wraps(algorithm)
-    def allreduce(comm, buf) -> None:
-        private, flat = agree(comm, buf)
-        algorithm(private, flat)
-
-    return allreduce
+    return sorted(registry.ALGORITHMS)
 
 
-def _resolve(source: str):
-    module, function = source.split(":")
-    return getattr(importlib.import_module(module), function)
+def canonical_name(name: str) -> str:
+    """The registered name that `name` means (`tree` -> `doubling`); InputError if none."""
+    from . import registry  # loads Numba and the algorithms: only when asked
 
-
-ALGORITHMS = {name: checked(_resolve(source)) for name, source in SOURCES.items()}
+    name = registry.ALIASES.get(name, name)
+    if name not in registry.ALGORITHMS:
+        known = ", ".join(sorted(registry.ALGORITHMS))
+        raise InputError(f"unknown allreduce algorithm {name!r} (known: {known})")
+    return name
 
 
 def get_allreduce(name: str):
-    """The registered allreduce called `name`; InputError listing the known names otherwise."""
-    try:
-        return ALGORITHMS[name]
-    except KeyError:
-        known = ", ".join(sorted(ALGORITHMS))
-        raise InputError(f"unknown allreduce algorithm {name!r} (known: {known})") from None
+    """The registered allreduce called `name` (or an alias of it); InputError listing the
+    known names otherwise."""
+    from . import registry  # loads Numba and the algorithms: only when asked
+
+    return registry.ALGORITHMS[canonical_name(name)]

@@ -1,33 +1,35 @@
-"""`auto`: the fastest registered allreduce for this job, per message-size class.
+"""`auto`: the fastest of its candidate allreduces for this job, per message-size class.
 
 The first time a job reduces a message of a new size class (sizes rounded up to a power of
-two bytes, everything up to 4 KiB being one class), every rank measures every other
-registered algorithm on a scratch buffer of that very size, all ranks together, for a fraction
-of a second. A call's time is the slowest rank's (an Allreduce MAX), an algorithm's the median
-over its calls, so every rank holds the same numbers and picks the same winner: the choice is
-identical on every rank by construction, never a per-rank guess.
+two bytes, everything up to 4 KiB being one class), every rank measures every candidate on a
+scratch buffer of that very size, all ranks together, for a fraction of a second, timed the
+way `hpctrain bench allreduce` times (`timing`): a call's time is the slowest rank's, an
+algorithm's the median over its calls, so every rank holds the same numbers and picks the same
+winner: the choice is identical on every rank by construction, never a per-rank guess.
 
-Choices are cached in a JSON file under the user cache directory ($XDG_CACHE_HOME or
-~/.cache, then hpctrain/allreduce-auto.json), keyed by the machine and rank layout: the set of
-host names, ranks per node (pretend nodes included), the MPI library and the candidate names.
-Rank 0 alone reads and writes the file and broadcasts what it found, so ranks on hosts with
-different home directories still agree. `choices()` says what was picked, for summary.json.
+The candidates are handed in by the registry (`make_auto(candidates)`), so this module imports
+no algorithm and no registry. Choices are cached in `allreduce-auto.json` under hpctrain's user
+cache directory (`runtime.cache_dir`), keyed by the machine and rank layout: the set of host
+names, ranks per node (pretend nodes included), the MPI library and the candidate names. Rank 0
+alone reads and writes the file and broadcasts what it found, so ranks on hosts with different
+home directories still agree. `choices()` says what was picked, for summary.json.
 """
 
-import importlib
+import functools
 import json
 import os
 import time
 
 import numpy as np
-from mpi4py import MPI
 
-from ..world import mpi_library
-from . import topology
+from .. import runtime
+from ..world import hosts, mpi_library
+from . import timing, topology
+from .job_settings import job_setting
 
 SMALLEST_CLASS = 4096      # bytes: below this, latency is all there is
-BUDGET_VAR = "HPCTRAIN_AUTO_BUDGET_S"   # seconds of measurement per size class (all
-DEFAULT_BUDGET_S = 0.4                  # candidates together), plus one warm-up call each
+# Seconds of measurement per size class (all candidates together), plus one warm-up call each.
+BUDGET_VAR = "HPCTRAIN_AUTO_BUDGET_S"
 MIN_REPS, MAX_REPS = 3, 20
 CACHE_VERSION = 1
 SINGLE_RANK_CHOICE = "native"   # with one rank every algorithm returns at once
@@ -48,36 +50,16 @@ def class_label(size: int) -> str:
     return f"<={size}B"
 
 
-def candidates() -> dict:
-    """name -> unchecked algorithm, for every registered algorithm but auto itself."""
-    from . import SOURCES
-
-    found = {}
-    for name, source in SOURCES.items():
-        if name != "auto":
-            module, function = source.split(":")
-            found[name] = getattr(importlib.import_module(module), function)
-    return found
-
-
-def budget_s() -> float:
-    try:
-        return max(0.0, float(os.environ.get(BUDGET_VAR, DEFAULT_BUDGET_S)))
-    except ValueError:
-        return DEFAULT_BUDGET_S
-
-
 def cache_path() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "hpctrain", "allreduce-auto.json")
+    return runtime.cache_dir("allreduce-auto.json")
 
 
 class AutoState:
     """What auto knows on one communicator: its cache key and the algorithm per size class."""
 
-    def __init__(self, comm):
+    def __init__(self, comm, candidates: dict):
         self.comm = comm
-        self.algorithms = candidates()
+        self.algorithms = candidates  # name -> unchecked algorithm
         self.by_class = {}      # size class -> unchecked algorithm
         self.key = None         # the cache key, built collectively on the first measurement
 
@@ -110,47 +92,25 @@ class AutoState:
 
 
 def measure(comm, algorithms: dict, n: int, dtype) -> dict:
-    """name -> seconds per call, every rank timing the same calls together.
-
-    Timed like `hpctrain bench allreduce`: a barrier before each call, a call's time is the
-    slowest rank's, and the median over the calls is robust to the odd descheduled one.
-    """
+    """name -> seconds per call, every rank timing the same calls together (`timing`)."""
     scratch = np.zeros(n, dtype=dtype)
     names = sorted(algorithms)
     # Agreed like every number that decides how many calls run: same calls on every rank.
-    per_algorithm = float(_slowest(comm, [budget_s()])[0]) / len(names)
+    budget = float(timing.slowest(comm, [job_setting(BUDGET_VAR)])[0])
+    per_algorithm = budget / len(names)
     seconds = {}
     for name in names:
-        algorithm = algorithms[name]
-        first = float(_slowest(comm, _timed(comm, algorithm, scratch, 1))[0])  # warms up
+        call = functools.partial(algorithms[name], comm, scratch)
+        first = timing.median_time(comm, call, 1)  # warms up
         reps = int(np.clip(per_algorithm / max(first, 1e-9), MIN_REPS, MAX_REPS))
-        seconds[name] = float(np.median(_slowest(comm, _timed(comm, algorithm, scratch, reps))))
+        seconds[name] = timing.median_time(comm, call, reps)
     return seconds
-
-
-def _timed(comm, algorithm, scratch, reps: int) -> np.ndarray:
-    """This rank's time for each of `reps` calls, each after a barrier."""
-    times = np.empty(reps)
-    for i in range(reps):
-        comm.Barrier()
-        start = time.perf_counter()
-        algorithm(comm, scratch)
-        times[i] = time.perf_counter() - start
-    return times
-
-
-def _slowest(comm, seconds) -> np.ndarray:
-    """Elementwise maximum over ranks (exact, so the same array on every rank)."""
-    mine = np.asarray(seconds, dtype=np.float64)
-    slowest = np.empty_like(mine)
-    comm.Allreduce(mine, slowest, op=MPI.MAX)
-    return slowest
 
 
 def layout_key(comm, names: list) -> str:
     """The cache key: host names, ranks per node, MPI library, candidates (collective)."""
     layout = {
-        "hosts": topology.hosts(comm),
+        "hosts": hosts(comm),
         "ranks_per_node": list(topology.of(comm).node_sizes),
         "mpi": mpi_library(),
         "candidates": names,
@@ -196,14 +156,23 @@ def store(key: str, label: str, name: str, seconds: dict) -> None:
         pass  # a read-only home only costs a new measurement next time
 
 
-_state = topology.cached("auto", AutoState)
+def make_auto(candidates: dict):
+    """The `auto` allreduce over `candidates` (name -> unchecked algorithm), unchecked itself.
 
+    Its state (cache key, choice per size class) hangs on each communicator it runs on, under
+    a key naming the candidates.
+    """
+    candidates = dict(candidates)
+    key = "auto:" + ",".join(sorted(candidates))
+    state = topology.cached(key, functools.partial(AutoState, candidates=candidates))
 
-def auto_allreduce(comm, buf: np.ndarray) -> None:
-    """Sum buf over comm in place with the algorithm measured fastest for its size class."""
-    if buf.size == 0:
-        return
-    _state(comm).pick(buf)(comm, buf)
+    def auto_allreduce(comm, buf: np.ndarray) -> None:
+        """Sum buf over comm in place with the candidate measured fastest for its size."""
+        if buf.size == 0:
+            return
+        state(comm).pick(buf)(comm, buf)
+
+    return auto_allreduce
 
 
 def choices() -> dict:

@@ -12,7 +12,7 @@ Every chunk is summed on exactly one rank and then copied, so all ranks hold ide
 
 import functools
 
-from .reduce import add_into
+from .local_add import add_into
 from .scratch import scratch
 
 REDUCE_TAG, GATHER_TAG = 11, 12

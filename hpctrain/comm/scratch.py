@@ -2,7 +2,7 @@
 
 One buffer per dtype and thread, grown to the largest count asked for and handed out as a
 view of its head. The memory stays allocated: at most one message-sized buffer per dtype
-(tree needs the whole message, ring one chunk of it). Per thread, so that two threads
+(doubling needs the whole message, ring one chunk of it). Per thread, so that two threads
 reducing different buckets at once never share a receive buffer.
 """
 

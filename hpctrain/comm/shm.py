@@ -22,20 +22,17 @@ Large messages go through these steps in chunks, pipelined (`_pipeline`): while 
 chunk k it copies chunk k+1 in and chunk k-1 out, one barrier per chunk, so the chunks in flight
 stay in cache instead of making three round trips to memory (HPCTRAIN_SHM_CHUNK_BYTES).
 
-Copies are the cost (docs/PERFORMANCE.md, "shm and auto"), and two of them can go:
-`buffer(comm, n, dtype)` hands out this rank's input row itself, so that a gradient computed
-into it needs no copy in, and `sum_view(comm, buf)` returns the result row itself (read-only)
-instead of copying it out.
+Copies are the cost (docs/PERFORMANCE.md, "shm and auto"). A `Plan` names the rows of one
+(length, dtype) on a window, so a caller that writes its input into `plan.mine` itself could
+skip the copy in; nothing does so yet.
 """
-
-import os
 
 import numpy as np
 from numba import njit
 
-from ..errors import InputError
-from ..failures import collective_check
 from . import topology
+from .job_settings import job_setting
+from .local_add import add_into
 from .ring import ring_allreduce
 
 CHUNK_VAR = "HPCTRAIN_SHM_CHUNK_BYTES"
@@ -43,12 +40,6 @@ ALIGN = 64            # bytes: each rank's slice starts on a cache line
 PAGE = 4096           # bytes: rows start on a page (first touch places it near its writer)
 BLOCK = 2048          # elements summed per block: the block of the result stays in L1
 MIN_CHUNKS = 4        # fewer chunks than this: one step, no pipeline
-
-
-@njit(cache=True, nogil=True)
-def _add(dst, src):
-    for i in range(dst.size):
-        dst[i] += src[i]
 
 
 @njit(cache=True, nogil=True)
@@ -63,26 +54,17 @@ def sum_rows(rows, out, lo, hi):
         dst = out[start:stop]
         dst[:] = rows[0, start:stop]
         for r in range(1, rows.shape[0]):
-            _add(dst, rows[r, start:stop])
+            add_into(dst, rows[r, start:stop])
 
 
-def chunk_bytes(ranks: int) -> int:
-    """Bytes per row that one pipeline step handles: HPCTRAIN_SHM_CHUNK_BYTES; 0 (the
-    default) turns the pipeline off (one step, two barriers, for any size).
+def chunk_bytes() -> int:
+    """Bytes per row that one pipeline step handles: HPCTRAIN_SHM_CHUNK_BYTES, on a cache line.
 
-    Off by default because it lost where it was measured: on the 16-core machine
-    (benchmarks/results/allreduce) the one-step shm beat the pipeline at 8 and 16 ranks for
-    256 KB - 16 MB, by up to 1.5x (each extra barrier waits for the slowest rank)."""
-    text = os.environ.get(CHUNK_VAR, "").strip()
-    if text:
-        wanted = int(text) if text.isdigit() else -1
-        if wanted < 0:
-            err = InputError(f"{CHUNK_VAR}={text!r}: expected a whole number of bytes (0: off)")
-            err.collective = True  # every rank reads the same variable: rank 0 reports it
-            raise err
-    else:
-        wanted = 0
-    return _round_up(wanted, ALIGN)
+    0, the default, turns the pipeline off (one step, two barriers, for any size): each extra
+    barrier waits for the slowest rank, and the one-step shm won where it was measured
+    (docs/PERFORMANCE.md).
+    """
+    return _round_up(job_setting(CHUNK_VAR), ALIGN)
 
 
 def _round_up(x: int, unit: int) -> int:
@@ -100,29 +82,20 @@ class Plan:
     """Everything one (length, dtype) needs on one window, made once: no per-call set-up.
 
     A small message costs little more than its two barriers only if the call does not
-    rebuild views, slice bounds and address checks every time.
+    rebuild views and slice bounds every time.
     """
 
-    __slots__ = ("rows", "result", "mine", "total", "whole", "chunks", "last_buf",
-                 "last_is_mine")
+    __slots__ = ("rows", "result", "mine", "total", "whole", "chunks")
 
     def __init__(self, rows, result, n: int, node_rank: int, chunk: int):
         self.rows, self.result = rows, result
-        self.mine = rows[node_rank, :n]
-        self.total = _read_only(result[:n])
+        self.mine = rows[node_rank, :n]   # this rank's input row
+        self.total = result[:n]           # the sum, once the last step is done
         self.whole = pieces(n, n, rows.itemsize, rows.shape[0], node_rank)
         # A message of a few chunks fits the cache anyway: barriers would only cost.
         pipelined = chunk and n >= MIN_CHUNKS * chunk
         self.chunks = pieces(n, chunk, rows.itemsize, rows.shape[0], node_rank) \
             if pipelined else self.whole
-        self.last_buf, self.last_is_mine = None, False
-
-    def is_mine(self, buf) -> bool:
-        """Is buf this rank's row (from buffer())? Remembered for the last buffer object."""
-        if buf is not self.last_buf:
-            self.last_buf = buf
-            self.last_is_mine = buf.ctypes.data == self.mine.ctypes.data
-        return self.last_is_mine
 
 
 def pieces(n: int, chunk: int, itemsize: int, parts: int, part: int) -> list:
@@ -139,7 +112,7 @@ class Window:
     """One shared window of a node: `ranks` input rows and one result row of `row_bytes` each."""
 
     def __init__(self, node, row_bytes: int, chunk_bytes: int):
-        from mpi4py import MPI
+        from mpi4py import MPI  # here, not at the top: importing the module starts no MPI
 
         self.node, self.row_bytes, self.chunk_bytes = node, row_bytes, chunk_bytes
         self.ranks, self.node_rank = node.Get_size(), node.Get_rank()
@@ -150,7 +123,6 @@ class Window:
         self.bytes = np.frombuffer(memory, dtype=np.uint8)[: (self.ranks + 1) * row_bytes]
         # A passive epoch for the window's lifetime: Sync() orders our loads and stores.
         self.win.Lock_all(MPI.MODE_NOCHECK)
-        self.lent = False     # a row was handed out by buffer(): never free while comm lives
         self._views, self._plans = {}, {}
 
     def views(self, dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -193,10 +165,8 @@ class ShmAllreduce:
         self.node_size = self.topo.node.Get_size()
         # A bad setting fails on every rank of every node; a good one is the node rank 0's,
         # since the ranks of a node must run the same pipeline steps.
-        setting = collective_check(comm, chunk_bytes, self.node_size)
-        self.chunk_bytes = self.topo.node.bcast(setting)
+        self.chunk_bytes = self.topo.node.bcast(chunk_bytes())
         self.window = None
-        self.retired = []    # windows whose rows were handed out by buffer(): freed at close
 
     @classmethod
     def of(cls, comm) -> "ShmAllreduce":
@@ -210,24 +180,9 @@ class ShmAllreduce:
             old = 0 if window is None else window.row_bytes
             row_bytes = _round_up(max(nbytes, 2 * old), PAGE)
             if window is not None:
-                if window.lent:
-                    self.retired.append(window)
-                else:
-                    window.close()
+                window.close()
             self.window = window = Window(self.topo.node, row_bytes, self.chunk_bytes)
         return window
-
-    def buffer(self, n: int, dtype=np.float32) -> np.ndarray:
-        """This rank's input row as an (n,) array (collective): allreduce it with no copy in.
-
-        The array stays valid for the life of the communicator, also if the window grows.
-        """
-        dtype = np.dtype(dtype)
-        if self.node_size == 1:
-            return np.zeros(n, dtype=dtype)
-        window = self._ensure(n * dtype.itemsize)
-        window.lent = True
-        return window.plan(n, dtype).mine
 
     def __call__(self, buf: np.ndarray) -> None:
         """Sum buf over the communicator, in place."""
@@ -239,30 +194,11 @@ class ShmAllreduce:
         window = self._ensure(buf.nbytes)
         plan = window.plan(buf.size, buf.dtype)
         if self.topo.nodes > 1:
-            np.copyto(buf, self._hierarchical(window, plan, buf))
+            self._hierarchical(window, plan, buf)
         else:
-            self._pipeline(window, plan, buf, copy_out=True)
+            self._pipeline(window, plan, buf)
 
-    def sum_view(self, buf: np.ndarray) -> np.ndarray:
-        """The sum of buf over the communicator, read-only, where it lies: in the window.
-
-        Valid until this rank's next call on this communicator (the next call rewrites the
-        result row only after every rank has entered it). buf afterwards holds either its
-        input or the sum.
-        """
-        if buf.size == 0 or self.size == 1:
-            return _read_only(buf)
-        if self.node_size == 1:
-            inter_node(self.topo.leaders, buf)
-            return _read_only(buf)
-        window = self._ensure(buf.nbytes)
-        plan = window.plan(buf.size, buf.dtype)
-        if self.topo.nodes > 1:
-            return self._hierarchical(window, plan, buf)
-        self._pipeline(window, plan, buf, copy_out=False)
-        return plan.total
-
-    def _pipeline(self, window: Window, plan: Plan, buf, copy_out: bool) -> None:
+    def _pipeline(self, window: Window, plan: Plan, buf) -> None:
         """One node: chunk by chunk, each chunk's copy in, reduce and copy out overlapping.
 
         After the barrier that ends step k, every rank has copied chunk k in and reduced
@@ -271,52 +207,41 @@ class ShmAllreduce:
         between the rank that writes them and the ranks that read them. Chunks live at
         their own offsets of the full rows, so nothing is overwritten that someone reads.
         """
-        copy_in = not plan.is_mine(buf)
         chunks, rows, result, mine = plan.chunks, plan.rows, plan.result, plan.mine
-        if copy_in:
-            start, stop = chunks[0][:2]
-            np.copyto(mine[start:stop], buf[start:stop])
+        start, stop = chunks[0][:2]
+        np.copyto(mine[start:stop], buf[start:stop])
         for k, (_, _, lo, hi) in enumerate(chunks):
             window.sync()
-            if copy_out and k:
+            if k:
                 start, stop = chunks[k - 1][:2]
                 np.copyto(buf[start:stop], result[start:stop])
             sum_rows(rows, result, lo, hi)
-            if copy_in and k + 1 < len(chunks):
+            if k + 1 < len(chunks):
                 start, stop = chunks[k + 1][:2]
                 np.copyto(mine[start:stop], buf[start:stop])
         window.sync()
-        if copy_out:
-            start, stop = chunks[-1][:2]
-            np.copyto(buf[start:stop], result[start:stop])
+        start, stop = chunks[-1][:2]
+        np.copyto(buf[start:stop], result[start:stop])
 
-    def _hierarchical(self, window: Window, plan: Plan, buf) -> np.ndarray:
+    def _hierarchical(self, window: Window, plan: Plan, buf) -> None:
         """Several nodes: reduce the node's sum, ring it among the leaders, share it."""
-        if not plan.is_mine(buf):
-            np.copyto(plan.mine, buf)
+        np.copyto(plan.mine, buf)
         window.sync()
         _, _, lo, hi = plan.whole[0]
         sum_rows(plan.rows, plan.result, lo, hi)
         window.sync()
         if self.topo.is_leader:
-            inter_node(self.topo.leaders, plan.result[:buf.size])
+            inter_node(self.topo.leaders, plan.total)
         window.sync()
-        return plan.total
+        np.copyto(buf, plan.total)
 
     def close(self) -> None:
-        for window in [self.window, *self.retired]:
-            if window is not None:
-                window.close()
-        self.window, self.retired = None, []
+        if self.window is not None:
+            self.window.close()
+        self.window = None
 
 
 _shm_state = topology.cached("shm", ShmAllreduce)
-
-
-def _read_only(array: np.ndarray) -> np.ndarray:
-    view = array.view()
-    view.flags.writeable = False
-    return view
 
 
 def inter_node(leaders, buf: np.ndarray) -> None:
@@ -331,30 +256,3 @@ def shm_allreduce(comm, buf: np.ndarray) -> None:
     buffer and runs this on its private duplicate of the caller's communicator.
     """
     ShmAllreduce.of(comm)(buf)
-
-
-def buffer(comm, n: int, dtype=np.float32) -> np.ndarray:
-    """An (n,) array living in the shared window (collective).
-
-    `get_allreduce("shm")(comm, it)` then skips the copy in: compute the gradient into it.
-    It lives on the registry's private communicator for `comm`, which is found (or made) by
-    the same agreement the registry runs.
-    """
-    from .checks import agree
-
-    private, _ = agree(comm, np.empty(n, dtype=dtype))
-    return ShmAllreduce.of(private).buffer(n, dtype)
-
-
-def sum_view(comm, buf: np.ndarray) -> np.ndarray:
-    """The sum of buf over comm as a read-only array in shared memory: no copy out.
-
-    With `buffer()` for buf, neither copy is left: only the reduction's own traffic. The
-    array is valid until this rank's next shm call on comm (so not for overlapped buckets,
-    whose next call comes while the previous sum is still wanted). buf afterwards holds its
-    input or the sum. Checked and agreed like `get_allreduce("shm")`.
-    """
-    from .checks import agree
-
-    private, flat = agree(comm, buf)
-    return ShmAllreduce.of(private).sum_view(flat)

@@ -11,37 +11,30 @@ intersected with the real shared-memory split, so it never spans two real machin
 """
 
 import os
-import re
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..errors import InputError
+from .job_settings import job_setting
 
 FAKE_NODES_VAR = "HPCTRAIN_FAKE_NODES"
 
 
-def parse_fake_nodes(spec: str, size: int) -> list[int]:
-    """Node sizes from a HPCTRAIN_FAKE_NODES value; InputError unless they add up to `size`."""
-    text = spec.strip().lower()
-    grid = re.fullmatch(r"(\d+)x(\d+)", text)
-    if grid:
-        sizes = [int(grid.group(2))] * int(grid.group(1))
-    elif re.fullmatch(r"\d+([,+]\d+)*", text):
-        sizes = [int(part) for part in re.split(r"[,+]", text)]
-    else:
-        raise _fake_nodes_error(spec, "expected NODESxRANKS (e.g. 2x2) or sizes like 3,1")
-    if not sizes or min(sizes) < 1:
-        raise _fake_nodes_error(spec, "every pretend node needs at least one rank")
-    if sum(sizes) != size:
-        raise _fake_nodes_error(spec, f"node sizes add up to {sum(sizes)}, "
-                                      f"but the job has {size} ranks")
+def fake_node_sizes(size: int) -> list[int] | None:
+    """The pretend node sizes of HPCTRAIN_FAKE_NODES (None when unset).
+
+    InputError, marked collective (every rank reads the same variable and fails the same way:
+    rank 0 alone reports it), when the value is bad or the sizes do not add up to `size`.
+    """
+    sizes = job_setting(FAKE_NODES_VAR)
+    if sizes is not None and sum(sizes) != size:
+        spec = os.environ[FAKE_NODES_VAR].strip()  # quoted as given, like settings.get does
+        err = InputError(f"{FAKE_NODES_VAR}={spec!r}: node sizes add up to {sum(sizes)}, "
+                         f"but the job has {size} ranks")
+        err.collective = True
+        raise err
     return sizes
-
-
-def _fake_nodes_error(spec: str, why: str) -> InputError:
-    err = InputError(f"{FAKE_NODES_VAR}={spec!r}: {why}")
-    # Every rank reads the same variable and fails the same way: rank 0 alone reports it.
-    err.collective = True
-    return err
 
 
 @dataclass
@@ -70,13 +63,11 @@ class Topology:
 
 def split(comm) -> Topology:
     """Split `comm` into nodes (real or pretend) and a communicator of node leaders."""
-    import numpy as np
-    from mpi4py import MPI
+    from mpi4py import MPI  # here, not at the top: importing the module starts no MPI
 
     rank = comm.Get_rank()
-    spec = os.environ.get(FAKE_NODES_VAR, "").strip()
-    if spec:
-        sizes = parse_fake_nodes(spec, comm.Get_size())
+    sizes = fake_node_sizes(comm.Get_size())
+    if sizes is not None:
         color = int(np.searchsorted(np.cumsum(sizes), rank, side="right"))
         pretend = comm.Split(color, rank)
         node = pretend.Split_type(MPI.COMM_TYPE_SHARED, rank)
@@ -90,13 +81,6 @@ def split(comm) -> Topology:
     comm.Allgather(mine, every)
     node_sizes = tuple(int(s) for s in every if s > 0)
     return Topology(node, leaders if leader else None, node_sizes)
-
-
-def hosts(comm) -> list[str]:
-    """The sorted set of host names of the ranks of `comm` (collective)."""
-    from mpi4py import MPI
-
-    return sorted(set(comm.allgather(MPI.Get_processor_name())))
 
 
 # --- state cached on a communicator -------------------------------------------------------
@@ -118,7 +102,7 @@ def _delete_state(comm, keyval, state):
 def comm_state(comm) -> dict:
     """A dict that lives as long as `comm`: per-communicator caches, by module name."""
     global _KEYVAL
-    from mpi4py import MPI
+    from mpi4py import MPI  # here, not at the top: importing the module starts no MPI
 
     if _KEYVAL is None:
         _KEYVAL = MPI.Comm.Create_keyval(delete_fn=_delete_state)

@@ -1,11 +1,13 @@
-"""Worker: every registered allreduce on every size class and dtype, on this many ranks.
+"""Worker: every named allreduce on every size class and dtype, on this many ranks.
 
 Run as `mpiexec -n P python comm_allreduce.py SEED [NAMES]` (NAMES: comma-separated
-algorithms, default every registered one). Each rank sums fresh random inputs
-(seeded by SEED, rank and case); rank 0 gathers every rank's input and result and checks
-the result against numpy.sum in float64 of all inputs (to the float rounding bound) and
-that every rank holds the same bits. Rank 0 prints `ok CASES` or the failures, and every
-rank exits with the same status, so a wrong sum never leaves a rank behind.
+algorithms, default every registered one). Every case is `hpctrain.comm.verify.check`: fresh
+random inputs per rank (seeded by SEED, rank and case), compared with numpy.sum in float64 of
+all inputs and checked for identical bits on every rank. Cases: the grid of sizes and dtypes,
+a 2-D buffer, and with several ranks a call between a posted wildcard receive and its send
+and the grid on halves of the world. Rank 0 prints `ok CASES NAMES` (CASES counted on rank
+0) or the failures, and every rank exits with the same status, so a wrong sum never leaves a
+rank behind.
 """
 
 import sys
@@ -13,95 +15,78 @@ import sys
 import numpy as np
 from mpi4py import MPI
 
-from hpctrain.comm import ALGORITHMS
+from hpctrain.comm import get_allreduce, names, verify
 
 
 def sizes_for(p: int) -> list[int]:
     return sorted({0, 1, max(p - 1, 0), p + 1, 1001, 100_003})
 
 
-def run_case(comm, name, n, dtype, seed, case, shape=None):
-    """One allreduce; on rank 0 a failure message or None, elsewhere None."""
-    rank, p = comm.Get_rank(), comm.Get_size()
-    rng = np.random.default_rng([seed, rank, case])
-    data = rng.standard_normal(n).astype(dtype)
-    buf = data.copy().reshape(shape or (n,))
-    ALGORITHMS[name](comm, buf)
-    inputs, results = comm.gather(data, root=0), comm.gather(buf.tobytes(), root=0)
-    if rank != 0:
-        return None
-    where = f"{name} p={p} n={n} {np.dtype(dtype).name} shape={shape}"
-    if any(r != results[0] for r in results):
-        return f"{where}: ranks hold different bits"
-    stacked = np.array(inputs, dtype=np.float64).reshape(p, n)
-    reference, bound = stacked.sum(axis=0), p * np.finfo(dtype).eps * np.abs(stacked).sum(axis=0)
-    got = np.frombuffer(results[0], dtype=dtype).astype(np.float64)
-    error = np.abs(got - reference)
-    if got.shape != reference.shape or not np.all(error <= bound):
-        return f"{where}: max error {error.max():.3g} over bound {bound.max():.3g}"
-    return None
+class Cases:
+    """Counts the cases run and keeps rank 0's failure messages."""
+
+    def __init__(self, comm, seed):
+        self.comm, self.seed = comm, seed
+        self.count, self.failures = 0, []
+
+    def run(self, name, n, dtype, label, shape=None):
+        self.count += 1
+        problem = verify.check(self.comm, get_allreduce(name), n, dtype, self.seed,
+                               self.count, shape)
+        if problem is not None and self.comm.Get_rank() == 0:  # the same on every rank
+            where = f"{name} p={self.comm.Get_size()} n={n} {np.dtype(dtype).name} shape={shape}"
+            self.failures.append(f"{label}: {where}: {problem}")
 
 
-def run_grid(comm, names, seed, sizes, label):
-    failures, case = [], 0
+def run_grid(cases, names, sizes, label):
     for n in sizes:
         for dtype in (np.float32, np.float64):
             for name in names:
-                case += 1
-                failure = run_case(comm, name, n, dtype, seed, case)
-                if failure:
-                    failures.append(f"{label}: {failure}")
-    return failures, case
+                cases.run(name, n, dtype, label)
 
 
-def run_two_dimensional(comm, names, seed):
+def run_two_dimensional(cases, names):
     """A C-contiguous 2-D buffer is summed as its flat memory."""
-    failures = []
-    for i, name in enumerate(names):
-        failure = run_case(comm, name, 3 * 7, np.float32, seed, 10_000 + i, shape=(3, 7))
-        if failure:
-            failures.append(f"2-D: {failure}")
-    return failures
+    for name in names:
+        cases.run(name, 3 * 7, np.float32, "2-D", shape=(3, 7))
 
 
-def run_beside_user_messages(comm, names, seed):
+def run_beside_user_messages(cases, names):
     """An allreduce between a posted wildcard receive and its send does not steal it."""
+    comm = cases.comm
     rank, p = comm.Get_rank(), comm.Get_size()
     note = np.zeros(1, dtype=np.int64)
     request = comm.Irecv(note, source=MPI.ANY_SOURCE, tag=MPI.ANY_TAG)
-    failures = []
-    for i, name in enumerate(names):
-        failure = run_case(comm, name, 257, np.float64, seed, 20_000 + i)
-        if failure:
-            failures.append(f"beside user messages: {failure}")
+    for name in names:
+        cases.run(name, 257, np.float64, "beside user messages")
     comm.Send(np.array([1000 + rank], dtype=np.int64), (rank + 1) % p, tag=5)
     request.Wait()
     if note[0] != 1000 + (rank - 1) % p:
-        failures.append(f"rank {rank}: user message corrupted: {note[0]}")
-    return failures
+        cases.failures.append(f"rank {rank}: user message corrupted: {note[0]}")
 
 
 def main():
     seed = int(sys.argv[1])
-    names = sys.argv[2].split(",") if len(sys.argv) > 2 else sorted(ALGORITHMS)
+    chosen = sys.argv[2].split(",") if len(sys.argv) > 2 else names()
     world = MPI.COMM_WORLD
-    failures, cases = run_grid(world, names, seed, sizes_for(world.Get_size()), "world")
-    failures += run_two_dimensional(world, names, seed)
+    cases = Cases(world, seed)
+    run_grid(cases, chosen, sizes_for(world.Get_size()), "world")
+    run_two_dimensional(cases, chosen)
     if world.Get_size() > 1:
-        failures += run_beside_user_messages(world, names, seed)
+        run_beside_user_messages(cases, chosen)
         # A second communicator, with its own cache: halves of the world.
         half = world.Split(world.Get_rank() % 2, world.Get_rank())
-        more, count = run_grid(half, names, seed + 1, [0, 1, half.Get_size() + 1, 4099], "half")
-        failures += more
-        cases += count
+        on_half = Cases(half, seed + 1)
+        run_grid(on_half, chosen, [0, 1, half.Get_size() + 1, 4099], "half")
+        cases.count += on_half.count
+        cases.failures += on_half.failures if half.Get_rank() == 0 else []
         half.Free()
-    failures = world.gather(failures, root=0)
+    failures = world.gather(cases.failures, root=0)
+    status = 0
     if world.Get_rank() == 0:
         flat = [f for per_rank in failures for f in per_rank]
-        print("\n".join(flat) if flat else f"ok {cases}", flush=True)
+        print("\n".join(flat) if flat else f"ok {cases.count} {','.join(chosen)}", flush=True)
         status = 1 if flat else 0
-    else:
-        status = 0
     sys.exit(world.bcast(status, root=0))
 
 

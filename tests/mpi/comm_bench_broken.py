@@ -11,8 +11,9 @@ import sys
 import numpy as np
 from mpi4py import MPI
 
-import hpctrain.comm as registry
 from hpctrain.cli import main
+from hpctrain.comm import registry
+from hpctrain.comm.agreement import checked
 
 
 def wrong(comm, buf):
@@ -28,6 +29,6 @@ def uneven(comm, buf):
 
 if __name__ == "__main__":
     name = sys.argv[1]
-    registry.ALGORITHMS[name] = registry.checked({"wrong": wrong, "uneven": uneven}[name])
+    registry.ALGORITHMS[name] = checked({"wrong": wrong, "uneven": uneven}[name])
     main(["bench", "allreduce", "--algorithms", f"native,{name}", "--sizes", "4K",
           "--repeats", "2", "--warmup", "1"])

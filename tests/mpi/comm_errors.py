@@ -1,12 +1,13 @@
 """Worker: bad allreduce buffers must raise on every rank (or abort the job), never hang.
 
 `mpiexec -n P python comm_errors.py MODE`:
-- first-call: each bad case below, for every algorithm, is the first call for its key: every
-  rank must raise InputError (printed as `rank R: <case>: <message>`), then a good allreduce
-  proves the ranks are still in step; finally the last error escapes the way the CLI reports
-  it (rank 0 prints it) and every rank exits 2.
+- first-call: each bad case below, for every registered algorithm and the alias `tree`, is
+  the first call for its key: every rank must raise InputError (printed as
+  `rank R: <case>: <message>`), then a good allreduce proves the ranks are still in step;
+  finally the last error escapes the way the CLI reports it (rank 0 prints it) and every
+  rank exits 2.
 - later-read-only: after a good call, rank 1 alone passes a read-only buffer of the same key:
-  it cannot warn the others without a collective, so the job must abort (non-zero exit).
+  it cannot warn the others without a collective, so the job must abort (MPI Abort, exit 2).
 - later-length: with HPCTRAIN_ALLREDUCE_CHECK=always in the environment, after a good call
   the last rank alone passes one element more: every rank raises, exit 2.
 """
@@ -18,7 +19,7 @@ import numpy as np
 from mpi4py import MPI
 
 from hpctrain.cli import report_error
-from hpctrain.comm import ALGORITHMS, get_allreduce
+from hpctrain.comm import get_allreduce, names
 from hpctrain.errors import EXIT_BAD_INPUT, InputError
 
 
@@ -47,12 +48,12 @@ def bad_buffers(rank: int, p: int) -> dict:
 def first_call(comm) -> None:
     rank, p = comm.Get_rank(), comm.Get_size()
     last_error = None
-    for name in sorted(ALGORITHMS):
+    for name in [*names(), "tree"]:
         for case, buf in bad_buffers(rank, p).items():
             # A fresh communicator each time, so that this really is the first call.
             fresh = comm.Dup()
             try:
-                ALGORITHMS[name](fresh, buf)
+                get_allreduce(name)(fresh, buf)
                 say(f"rank {rank}: {name} {case}: NOT RAISED")
             except InputError as err:
                 say(f"rank {rank}: {name} {case}: {err}")

@@ -4,11 +4,15 @@ Run as `mpiexec -n P python shm_allreduce.py SEED LAYOUT:SIZES[:CHUNK] ...`: for
 ("real", or a HPCTRAIN_FAKE_NODES value like 2x2) the worker sets the variable (and
 HPCTRAIN_SHM_CHUNK_BYTES to CHUNK, so that big messages go through many pipeline steps), makes
 a new communicator (whose node split reads them) and checks that the job sees SIZES ranks per
-node, then runs every case on that communicator. Every case sums fresh random
-inputs (seeded by SEED, rank and case); rank 0 gathers every rank's input and result and
-checks the result against a float64 NumPy sum (to the float rounding bound) and that every
-rank holds the same bits. Rank 0 prints `ok CASES` or the failures, and every rank exits with
-the same status. Last, bad settings must raise InputError on every rank.
+node, then runs every case on that communicator. Every case is `hpctrain.comm.verify.check`:
+fresh random inputs per rank (seeded by SEED, rank and case), compared with numpy.sum in
+float64 of all inputs and checked for identical bits on every rank. Last, bad settings must
+raise InputError on every rank.
+
+Rank 0 prints what was verified, for the test to check:
+    layout 2x2: nodes 2,2 cases 34 auto <=4KiB:native,<=8KiB:doubling,...
+    bad settings: HPCTRAIN_FAKE_NODES HPCTRAIN_SHM_CHUNK_BYTES
+then `ok CASES` or the failures; every rank exits with the same status.
 """
 
 import os
@@ -17,50 +21,34 @@ import sys
 import numpy as np
 from mpi4py import MPI
 
-from hpctrain.comm import auto, get_allreduce, shm, topology
-from hpctrain.comm.checks import agree
+from hpctrain.comm import auto, get_allreduce, shm, topology, verify
+from hpctrain.comm.agreement import agree
 from hpctrain.errors import InputError
+
+BAD_SETTINGS = (topology.FAKE_NODES_VAR, shm.CHUNK_VAR)
 
 
 class Cases:
-    """Runs cases on one communicator and collects rank 0's failure messages."""
+    """Runs cases on one communicator and collects failure messages."""
 
     def __init__(self, comm, seed):
         self.comm, self.seed = comm, seed
         self.count, self.failures = 0, []
 
-    def fill(self, buf):
-        """Fresh random inputs into buf; returns a copy of them."""
-        self.count += 1
-        rng = np.random.default_rng([self.seed, self.comm.Get_rank(), self.count])
-        buf[...] = rng.standard_normal(buf.size).astype(buf.dtype)
-        return buf.copy()
-
     def reduce(self, name, n, dtype, where=""):
-        buf = np.empty(n, dtype=dtype)
-        data = self.fill(buf)
-        get_allreduce(name)(self.comm, buf)
-        self.verify(data, buf, f"{name} n={n} {np.dtype(dtype).name}{where}")
-
-    def verify(self, data, result, where):
-        comm = self.comm
-        inputs, results = comm.gather(data, root=0), comm.gather(result.tobytes(), root=0)
-        if comm.Get_rank() != 0:
-            return
-        where = f"p={comm.Get_size()} {where}"
-        if any(r != results[0] for r in results):
-            self.failures.append(f"{where}: ranks hold different bits")
-            return
-        stacked = np.array(inputs, dtype=np.float64).reshape(comm.Get_size(), -1)
-        reference = stacked.sum(axis=0)
-        bound = comm.Get_size() * np.finfo(data.dtype).eps * np.abs(stacked).sum(axis=0)
-        got = np.frombuffer(results[0], dtype=data.dtype).astype(np.float64)
-        if got.shape != reference.shape or not np.all(np.abs(got - reference) <= bound):
-            self.failures.append(f"{where}: wrong sum")
+        self.count += 1
+        problem = verify.check(self.comm, get_allreduce(name), n, dtype, self.seed, self.count)
+        if problem is not None and self.comm.Get_rank() == 0:  # the same on every rank
+            self.failures.append(f"p={self.comm.Get_size()} {name} n={n} "
+                                 f"{np.dtype(dtype).name}{where}: {problem}")
 
     def expect(self, condition, message):
         if not condition:
             self.failures.append(f"rank {self.comm.Get_rank()}: {message}")
+
+    def absorb(self, other):
+        self.failures += other.failures
+        self.count += other.count
 
 
 def sizes_for(p):
@@ -96,42 +84,12 @@ def window_reuse(cases):
                 cases.expect(state.window is before, f"window reallocated for n={n}")
 
 
-def shared_buffer(cases):
-    """A gradient living in the window: reduced without a copy in (and, with sum_view, without
-    a copy out), still valid after the window grew."""
-    comm, state = cases.comm, private_shm(cases.comm)
-    view = shm.buffer(comm, 12_345, np.float32)
-    if state.topo.node.Get_size() > 1:
-        cases.expect(np.shares_memory(view, state.window.bytes), "buffer() not in the window")
-    for step in range(2):
-        data = cases.fill(view)
-        get_allreduce("shm")(comm, view)
-        cases.verify(data, view, f"shm buffer() step {step}")
-    data = cases.fill(view)
-    total = shm.sum_view(comm, view)
-    cases.verify(data, total, "shm sum_view()")
-    cases.expect(not total.flags.writeable, "sum_view() is writable")
-    if state.topo.node.Get_size() > 1:
-        cases.expect(np.shares_memory(total, state.window.bytes), "sum_view() copied")
-    # One element more than the rows hold: the window grows, the lent row must stay valid.
-    lent = state.window
-    # Every rank must pass the same length: the largest row of any node, plus one element.
-    rows = comm.allreduce(0 if lent is None else lent.row_bytes // 4, op=MPI.MAX)
-    cases.reduce("shm", rows + 1, np.float32, " (grows the window)")
-    if lent is not None:
-        cases.expect(state.window is not lent and lent in state.retired, "lent window freed")
-    data = cases.fill(view)
-    get_allreduce("shm")(comm, view)
-    cases.verify(data, view, "shm buffer() after the window grew")
-
-
 def freed_communicator(cases):
-    """A communicator used by shm and auto, then freed: its windows go with it."""
+    """A communicator used by shm, then freed: its windows go with it."""
     dup = cases.comm.Dup()
     sub = Cases(dup, cases.seed + 1)
     sub.reduce("shm", 5003, np.float64, " (on a duplicate)")
-    cases.failures += sub.failures
-    cases.count += sub.count
+    cases.absorb(sub)
     dup.Free()
 
 
@@ -156,21 +114,19 @@ def auto_agrees_and_caches(cases, expected_sizes):
     cached = auto.details()["<=512KiB"]
     cases.expect(cached["source"] == "cached", f"not read from the cache: {cached}")
     cases.expect(cached["algorithm"] == picked["<=512KiB"]["algorithm"], "cache changed choice")
-    cases.failures += sub.failures
-    cases.count += sub.count
+    cases.absorb(sub)
     dup.Free()
 
 
-def layout(cases, expected_sizes):
-    private, _ = agree(cases.comm, np.empty(0, dtype=np.float32))
-    sizes = topology.of(private).node_sizes
-    cases.expect(sizes == expected_sizes, f"node sizes {sizes}, expected {expected_sizes}")
+def node_sizes(comm):
+    private, _ = agree(comm, np.empty(0, dtype=np.float32))
+    return topology.of(private).node_sizes
 
 
 def bad_settings(world):
     """A layout that does not fit the job, a chunk size that is not a number: InputError on
-    every rank, nobody left waiting."""
-    failures = []
+    every rank, nobody left waiting. Returns (variables that raised right, failures)."""
+    raised, failures = [], []
     for variable, value in ((topology.FAKE_NODES_VAR, f"{world.Get_size() + 1},1"),
                             (shm.CHUNK_VAR, "lots")):
         os.environ[variable] = value
@@ -181,9 +137,11 @@ def bad_settings(world):
             message = str(err) if getattr(err, "collective", False) else None
         comm.Free()
         del os.environ[variable]
-        if message is None or variable not in message:
+        if message is not None and variable in message:
+            raised.append(variable)
+        else:
             failures.append(f"rank {world.Get_rank()}: {variable}={value} gave {message!r}")
-    return failures
+    return raised, failures
 
 
 def set_variable(name, value):
@@ -194,37 +152,43 @@ def set_variable(name, value):
 
 
 def run_layout(world, seed, layout_name, expected_sizes, chunk):
-    """Every case on a fresh communicator that sees the given (real or pretend) layout."""
+    """Every case on a fresh communicator that sees the given (real or pretend) layout;
+    returns (rank 0's summary line, failures, cases)."""
     set_variable(topology.FAKE_NODES_VAR, None if layout_name == "real" else layout_name)
     set_variable(shm.CHUNK_VAR, chunk)
     comm = world.Dup()  # new communicator: its node split reads the variables again
     cases = Cases(comm, seed)
-    layout(cases, expected_sizes)
+    sizes = node_sizes(comm)
+    cases.expect(sizes == expected_sizes, f"node sizes {sizes}, expected {expected_sizes}")
     grid(cases)
     window_reuse(cases)
-    shared_buffer(cases)
     freed_communicator(cases)
     auto_agrees_and_caches(cases, expected_sizes)
     comm.Free()
-    return [f"{layout_name}: {failure}" for failure in cases.failures], cases.count
+    picked = ",".join(f"{label}:{name}" for label, name in auto.choices().items())
+    line = (f"layout {layout_name}: nodes {','.join(map(str, sizes))} cases {cases.count} "
+            f"auto {picked}")
+    return line, [f"{layout_name}: {failure}" for failure in cases.failures], cases.count
 
 
 def main():
     """argv: SEED LAYOUT:SIZES[:CHUNK_BYTES] ..., e.g. `7 real:4:4096 2x2:2,2 3+1:3,1`."""
     seed, world = int(sys.argv[1]), MPI.COMM_WORLD
-    failures, count = [], 0
+    lines, failures, count = [], [], 0
     for spec in sys.argv[2:]:
         layout_name, sizes, *chunk = spec.split(":")
-        more, cases = run_layout(world, seed, layout_name,
-                                 tuple(int(s) for s in sizes.split(",")),
-                                 chunk[0] if chunk else None)
-        failures, count = failures + more, count + cases
-    failures += bad_settings(world)
-    failures = world.gather(failures, root=0)
+        line, more, cases = run_layout(world, seed, layout_name,
+                                       tuple(int(s) for s in sizes.split(",")),
+                                       chunk[0] if chunk else None)
+        lines, failures, count = lines + [line], failures + more, count + cases
+    raised, more = bad_settings(world)
+    failures = world.gather(failures + more, root=0)
     status = 0
     if world.Get_rank() == 0:
         flat = [f for per_rank in failures for f in per_rank]
-        print("\n".join(flat) if flat else f"ok {count}", flush=True)
+        lines.append(f"bad settings: {' '.join(raised)}")
+        lines.append("\n".join(flat) if flat else f"ok {count}")
+        print("\n".join(lines), flush=True)
         status = 1 if flat else 0
     sys.exit(world.bcast(status, root=0))
 

@@ -1,5 +1,7 @@
 """Recursive-doubling allreduce: log2(p) exchanges of the whole buffer, latency-optimal.
 
+Registered as `doubling`; `tree`, its first name, still works wherever a name is typed.
+
 With p a power of two, in round k every rank swaps its partial sum with the rank whose
 (new) rank differs in bit k and adds: after log2(p) rounds everyone holds the total.
 Other p use MPICH's fold/unfold: with pof2 the largest power of two <= p and rem = p - pof2,
@@ -15,13 +17,13 @@ order, so every rank evaluates the same expression tree on the same values. (Rel
 a + b == b + a would already hold for numbers, but not for the payload of two NaNs.)
 """
 
-from .reduce import sum_into
+from .local_add import sum_into
 from .scratch import scratch
 
 FOLD_TAG, DOUBLING_TAG, UNFOLD_TAG = 21, 22, 23
 
 
-def tree_allreduce(comm, buf) -> None:
+def doubling_allreduce(comm, buf) -> None:
     p, n = comm.Get_size(), buf.size
     if p == 1 or n == 0:
         return

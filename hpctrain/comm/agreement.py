@@ -15,20 +15,27 @@ Once a communicator has agreed keys, other ranks may already be inside an algori
 - a rank that passes a new length or dtype while the others repeat a validated one cannot be
   seen at all without a collective per call (it would wait in the agreement while they wait
   in the algorithm). HPCTRAIN_ALLREDUCE_CHECK=always runs the agreement on every call, a
-  debug mode that catches this too, at the price of one small Allgather per call.
+  debug mode that catches this too, at the price of one small Allgather per call; it is read
+  once per communicator, when its first agreement makes the state.
 
 Every algorithm also runs on a private duplicate of the caller's communicator, made during
 the first agreement, so its point-to-point messages can never match the caller's own.
+`checked(algorithm)` puts an algorithm behind this agreement: what the registry hands out.
+
+Importing this module starts nothing: MPI and the attribute key are first touched by the
+first agreement.
 """
 
+import functools
 import os
 
 import numpy as np
-from mpi4py import MPI
 
+from .. import settings
 from ..errors import EXIT_BAD_INPUT, InputError
-from ..failures import abort_on_failure
+from ..failures import abort_on_failure, collective_check
 
+CHECK_VAR = "HPCTRAIN_ALLREDUCE_CHECK"
 SUPPORTED = (np.dtype(np.float32), np.dtype(np.float64))
 
 # Local problems travel as small integers, so one integer Allgather tells every rank
@@ -41,8 +48,6 @@ PROBLEMS = {
     NOT_CONTIGUOUS: "allreduce buffer is not C-contiguous (pass a contiguous array or a copy)",
     READ_ONLY: "allreduce buffer is read-only (the sum is written in place)",
 }
-
-ALWAYS = os.environ.get("HPCTRAIN_ALLREDUCE_CHECK", "first") == "always"
 
 
 def local_problem(buf) -> int:
@@ -66,17 +71,32 @@ def describe(problem: int, dtype_code: int) -> str:
     return PROBLEMS[problem].format(dtype=dtype_name(dtype_code))
 
 
+def checked(algorithm):
+    """The algorithm behind the collective buffer check, run on a private communicator."""
+
+    @functools.wraps(algorithm)
+    def allreduce(comm, buf) -> None:
+        private, flat = agree(comm, buf)
+        algorithm(private, flat)
+
+    return allreduce
+
+
 class _State:
-    """What one communicator remembers: its private duplicate and the agreed keys."""
+    """What one communicator remembers: its private duplicate, the agreed keys and whether
+    every call agrees again (HPCTRAIN_ALLREDUCE_CHECK=always)."""
 
-    __slots__ = ("private", "agreed")
+    __slots__ = ("private", "agreed", "always")
 
-    def __init__(self, private):
+    def __init__(self, private, always: bool):
         self.private = private
         self.agreed = set()
+        self.always = always
 
 
 def _free_state(comm, keyval, state):
+    from mpi4py import MPI  # loaded already: this runs when MPI frees a communicator
+
     # The predefined communicators lose their attributes only inside MPI_Finalize, where
     # Open MPI 4.1 aborts on MPI_Comm_free ("called after MPI_FINALIZE"): the process is
     # ending, so only a user's communicator, freed by the user, frees its duplicate.
@@ -84,10 +104,19 @@ def _free_state(comm, keyval, state):
         state.private.Free()
 
 
-_KEYVAL = MPI.Comm.Create_keyval(delete_fn=_free_state)
+_KEYVAL = None  # the MPI attribute key of the state, made by the first agreement
 # The last communicator seen and its state: an identity test is cheaper than Get_attr, and
 # holding the object means its id cannot be reused by another communicator.
 _last = (None, None)
+
+
+def _keyval():
+    global _KEYVAL
+    if _KEYVAL is None:
+        from mpi4py import MPI  # on first use, so that importing the package starts no MPI
+
+        _KEYVAL = MPI.Comm.Create_keyval(delete_fn=_free_state)
+    return _KEYVAL
 
 
 def _state(comm) -> _State | None:
@@ -95,7 +124,7 @@ def _state(comm) -> _State | None:
     last = _last  # one read: another thread may replace the pair between two reads
     if comm is last[0]:
         return last[1]
-    state = comm.Get_attr(_KEYVAL)
+    state = comm.Get_attr(_keyval())
     if state is not None:
         _last = (comm, state)
     return state
@@ -108,12 +137,12 @@ def agree(comm, buf):
     buffer is bad or the ranks disagree on length or dtype.
     """
     state = _state(comm)
-    if state is not None and not ALWAYS and _key(buf) in state.agreed:
+    if state is not None and not state.always and _key(buf) in state.agreed:
         flags = buf.flags  # the hot path: a set lookup and two flag reads
         if flags.c_contiguous and flags.writeable:
             return state.private, _flat(buf)
     problem = local_problem(buf)
-    if state is None or ALWAYS:
+    if state is None or state.always:
         # First call on this communicator (every rank is here) or debug mode: agree.
         return _agree_collectively(comm, buf, problem, state)
     if problem != OK:
@@ -142,6 +171,8 @@ def _abort_alone(comm, problem: int, buf) -> None:
 
 
 def _agree_collectively(comm, buf, problem: int, state: _State | None):
+    if state is None:  # every rank is here: a bad setting fails on all of them at once
+        always = collective_check(comm, settings.get, CHECK_VAR) == "always"
     size = comm.Get_size()
     mine = np.array(_record(buf, problem), dtype=np.int64)
     table = np.empty((size, 3), dtype=np.int64)
@@ -151,8 +182,8 @@ def _agree_collectively(comm, buf, problem: int, state: _State | None):
         error.collective = True
         raise error
     if state is None:
-        state = _State(comm.Dup())
-        comm.Set_attr(_KEYVAL, state)
+        state = _State(comm.Dup(), always)
+        comm.Set_attr(_keyval(), state)
     state.agreed.add(_key(buf))
     return state.private, _flat(buf)
 
