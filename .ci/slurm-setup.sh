@@ -1,5 +1,6 @@
 #!/bin/sh
-# Install the minimal one-node SLURM that tests/slurm_cluster.py starts (see SLURM.md).
+# Install the minimal one-node SLURM that tests/slurm_cluster.py starts (its docstring has
+# the recipe).
 #
 # Usage:  .ci/slurm-setup.sh [--require]
 #

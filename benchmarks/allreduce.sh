@@ -7,8 +7,9 @@
 #
 #   benchmarks/allreduce.sh OUT_DIR
 #
-# Written for the lent 16-core machine (Open MPI 4.1.6, run as root; ../shared/DEVICE.md),
-# with hpctrain installed there: python3 -m pip install --no-deps --no-build-isolation -e .
+# Written for Open MPI's mpirun on one node of 16 cores or more, run as root (hence
+# OMPI_ALLOW_RUN_AS_ROOT), with hpctrain installed (offline: add --no-deps --no-build-isolation):
+# python3 -m pip install -e .
 # Overridable: PYTHON (python3), MPIRUN (mpirun), RANKS ("2 4 8 16"), SIZES, REPEATS (20).
 set -euo pipefail
 
@@ -16,7 +17,7 @@ out=${1:?usage: benchmarks/allreduce.sh OUT_DIR}
 PYTHON=${PYTHON:-python3}
 MPIRUN=${MPIRUN:-mpirun}
 RANKS=${RANKS:-"2 4 8 16"}
-# 4 KB..64 MB are the workload sizes (shared/WORKLOADS.md; 8 MB is about W2's gradient);
+# 4 KB..64 MB are the workload sizes (docs/WORKLOADS.md; 8 MB is about W2's gradient);
 # the others place the tree/ring crossover.
 SIZES=${SIZES:-256,1K,4K,16K,64K,256K,1M,4M,8M,16M,64M}
 REPEATS=${REPEATS:-20}

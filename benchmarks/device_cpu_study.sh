@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
-# The CPU study on the lent 16-core machine (../shared/DEVICE.md), in as few device calls as
-# possible. Each PART writes under OUT_DIR and ends with a short summary on stdout.
+# The CPU study in three parts, each one command (so that a part's numbers share one machine
+# state). It needs 16 cores (the rank counts go to 16). Each PART writes under OUT_DIR and
+# ends with a short summary on stdout; benchmarks/results/README.md says where it was run.
 #
 #   benchmarks/device_cpu_study.sh allreduce OUT_DIR   # membw + every allreduce, 2..16 ranks
 #   benchmarks/device_cpu_study.sh endtoend OUT_DIR    # one-core kernels; end-to-end samples/s
 #                                                      # vs PyTorch DDP, 1..16 ranks
 #   benchmarks/device_cpu_study.sh scaling OUT_DIR     # strong and weak scaling, W1 and W2
 #
-# Open MPI 4.1.6 runs as root there, one rank per core (--bind-to core), one thread per rank.
+# Written for Open MPI's mpirun, run as root (hence OMPI_ALLOW_RUN_AS_ROOT): one rank per
+# core (--bind-to core), one thread per rank.
 set -uo pipefail
 part=${1:?usage: device_cpu_study.sh allreduce|endtoend|scaling OUT_DIR}
 out=${2:?usage: device_cpu_study.sh allreduce|endtoend|scaling OUT_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 PYTHONUNBUFFERED=1
-export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMBA_NUM_THREADS=1
+# One thread per rank: every variable of hpctrain.runtime.THREAD_VARS (a test keeps the lists
+# equal). The Python programs set them too; this also covers the launchers and tools between.
+export NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+       BLIS_NUM_THREADS=1 VECLIB_MAXIMUM_THREADS=1
 mkdir -p "$out"
 python3 -m pip install -q --no-deps --no-build-isolation -e "$here/.." >/dev/null 2>&1 \
     || { echo "install failed"; exit 1; }
@@ -27,9 +32,9 @@ allreduce)
     ;;
 endtoend)
     python3 "$here/kernels.py" --repeats 5 --csv "$out/kernels.csv" | tee "$out/kernels.txt"
-    python3 "$here/train.py" --workloads W1,W2 --ranks 1,2,4,8,16 \
+    python3 "$here/ddp_compare.py" --workloads W1,W2 --ranks 1,2,4,8,16 \
         --algorithms shm,ring,native --steps 20 --launcher "mpirun --bind-to core" \
-        --csv "$out/train.csv" | tee "$out/train.txt"
+        --csv "$out/ddp_compare.csv" | tee "$out/ddp_compare.txt"
     ;;
 scaling)
     for study in "W2 strong" "W1 strong" "W2 weak" "W1 weak"; do

@@ -1,25 +1,25 @@
 """One training step (forward + backward + Adam) on one thread: hpctrain vs NumPy vs PyTorch.
 
-Workloads W1 and W2 of shared/WORKLOADS.md. Each implementation runs the same step on the
-same batch: loss and gradient of the whole batch, then an Adam update (lr 1e-3). Reported:
-steps/s and samples/s (median over repeats, after warm-up), the matrix FLOP rate, and the
-ratio to PyTorch on the CPU with one thread (when torch is importable). Each implementation
-runs in its own process.
+Workloads W1 and W2 of docs/WORKLOADS.md, at their local batch. Each implementation runs the
+same step on the same batch: loss and gradient of the whole batch, then an Adam update (lr
+1e-3). Reported: steps/s and samples/s (median over repeats, after warm-up), the matrix FLOP
+rate, and the ratio to PyTorch on the CPU with one thread (when torch is importable). Each
+implementation runs in its own process.
 
     python benchmarks/kernels.py [--workloads W1,W2] [--repeats 5] [--csv FILE]
 """
 
-import os
+from hpctrain.runtime import set_threads
 
-# One thread everywhere, fixed before NumPy, Numba, SciPy's BLAS or torch load.
-for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-             "MKL_NUM_THREADS", "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS"):
-    os.environ[_var] = "1"
+# One thread everywhere. NumPy's BLAS, Numba and torch read their pool sizes once, when they
+# load, so this comes before any of them is imported (hpctrain.runtime imports only os).
+set_threads(1)
 
 import argparse  # noqa: E402
 import csv  # noqa: E402
 import importlib.util  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -27,39 +27,30 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-WORKLOADS = {
-    # name: (features, hidden, classes (2 = binary), batch, seconds per repeat)
-    "W1": (32, (64,), 2, 256, 0.5),
-    "W2": (1024, (1024, 1024), 10, 512, 2.0),
-}
+from hpctrain.bench.workloads import WORKLOADS  # noqa: E402
+
+# Seconds each timed repeat runs: enough steps for a stable rate, W2's steps being slow.
+SECONDS_PER_REPEAT = {"W1": 0.5, "W2": 2.0}
 LR = 1e-3
 
 
-def make_batch(features, classes, batch, seed=0):
+def make_batch(w, seed=0):
     """Inputs ~ N(0, 1), labels from a random tanh teacher (so the loss means something)."""
     rng = np.random.default_rng(seed)
-    X = rng.standard_normal((batch, features)).astype(np.float32)
-    teacher = rng.standard_normal((features, max(classes, 2))) / np.sqrt(features)
+    X = rng.standard_normal((w.local_batch, w.features)).astype(np.float32)
+    teacher = rng.standard_normal((w.features, max(w.classes, 2))) / np.sqrt(w.features)
     scores = np.tanh(X @ teacher)
-    y = (scores[:, 0] > 0) if classes == 2 else scores.argmax(axis=1)
+    y = (scores[:, 0] > 0) if w.classes == 2 else scores.argmax(axis=1)
     return X, y.astype(np.int32)
-
-
-def matrix_flops(features, hidden, classes, batch):
-    """FLOPs of the matrix products of one step: forward, dW, and dA below the top layer."""
-    sizes = (features, *hidden, 1 if classes == 2 else classes)
-    products = [i * o for i, o in zip(sizes[:-1], sizes[1:], strict=True)]
-    return 2 * batch * (2 * sum(products) + sum(products[1:]))
 
 
 # ---- implementations: each returns a function that runs one step --------------------------
 
-def hpctrain_step(features, hidden, classes, X, y):
+def hpctrain_step(w, X, y):
     from hpctrain.model import MLP
     from hpctrain.optim import make_optimizer
 
-    task = "binary" if classes == 2 else "multiclass"
-    model = MLP(features, hidden, "relu", task, classes)
+    model = MLP(w.features, w.hidden, "relu", w.task, w.classes)
     params = model.init_params(0)
     grad = np.empty_like(params)
     opt = make_optimizer("adam", model.n_params, lr=LR)
@@ -71,10 +62,10 @@ def hpctrain_step(features, hidden, classes, X, y):
     return step
 
 
-def numpy_step(features, hidden, classes, X, y):
+def numpy_step(w, X, y):
     """The textbook NumPy version: float32 arrays, a list of layers, Adam in array ops."""
     rng = np.random.default_rng(0)
-    sizes = (features, *hidden, 1 if classes == 2 else classes)
+    sizes, classes = w.layer_sizes, w.classes
     layers = [[(rng.standard_normal((i, o)) * np.sqrt(2 / i)).astype(np.float32),
                np.zeros(o, np.float32)] for i, o in zip(sizes[:-1], sizes[1:], strict=True)]
     moments = [[np.zeros_like(p) for p in layer for _ in (0, 1)] for layer in layers]
@@ -113,19 +104,19 @@ def numpy_step(features, hidden, classes, X, y):
     return step
 
 
-def torch_step(features, hidden, classes, X, y, fused=False):
+def torch_step(w, X, y, fused=False):
     import torch
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    sizes = (features, *hidden, 1 if classes == 2 else classes)
+    sizes = w.layer_sizes
     modules = []
     for i, o in zip(sizes[:-2], sizes[1:-1], strict=True):
         modules += [torch.nn.Linear(i, o), torch.nn.ReLU()]
     net = torch.nn.Sequential(*modules, torch.nn.Linear(sizes[-2], sizes[-1]))
     opt = torch.optim.Adam(net.parameters(), lr=LR, fused=fused)
     xt = torch.from_numpy(X)
-    if classes == 2:
+    if w.classes == 2:
         yt = torch.from_numpy(y.astype(np.float32))[:, None]
         loss_fn = torch.nn.BCEWithLogitsLoss()
     else:
@@ -175,16 +166,16 @@ def steps_per_second(step, seconds, repeats):
 
 def measure(name, impl, repeats):
     """Steps/s of one implementation on one workload, in THIS process."""
-    features, hidden, classes, batch, seconds = WORKLOADS[name]
-    X, y = make_batch(features, classes, batch)
-    step = IMPLEMENTATIONS[impl](features, hidden, classes, X, y)
-    return steps_per_second(step, seconds, repeats)
+    w = WORKLOADS[name]
+    X, y = make_batch(w)
+    step = IMPLEMENTATIONS[impl](w, X, y)
+    return steps_per_second(step, SECONDS_PER_REPEAT[name], repeats)
 
 
 def measure_apart(name, impl, repeats):
     """Each implementation in a fresh process: thread pools, JIT state and allocator of one
-    library must not slow another (measured: torch after hpctrain in one process ran 2x
-    slower than alone)."""
+    library must not slow another (torch after hpctrain in one process has run 2x slower
+    than alone)."""
     cmd = [sys.executable, os.path.abspath(__file__), "--child", f"{name}:{impl}",
            "--repeats", str(repeats)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
@@ -198,8 +189,8 @@ def run(workloads, repeats, only):
         impls = [i for i in impls if not i.startswith("torch")]
     rows = []
     for name in workloads:
-        features, hidden, classes, batch, _ = WORKLOADS[name]
-        flops = matrix_flops(features, hidden, classes, batch)
+        batch = WORKLOADS[name].local_batch
+        flops = WORKLOADS[name].matrix_flops(batch)
         rates = {impl: measure_apart(name, impl, repeats) for impl in impls}
         reference = max((r for k, r in rates.items() if k.startswith("torch")), default=None)
         for impl, rate in rates.items():

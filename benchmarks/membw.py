@@ -5,8 +5,8 @@
 
 Every rank copies a private SIZE-byte buffer into another (np.copyto, i.e. memcpy), all ranks
 at the same time, between barriers. Aggregate bandwidth counts bytes read plus bytes written
-(2 * SIZE per copy, the way shared/DEVICE.md quotes one core's 24 GB/s) over the slowest
-rank's time. Run it with the same P, binding and sizes as `hpctrain bench allreduce`.
+(2 * SIZE per copy, the way docs/PERFORMANCE.md quotes one core's copy bandwidth) over the
+slowest rank's time. Run it with the same P, binding and sizes as `hpctrain bench allreduce`.
 
 From it, the bound on shm's bus bandwidth for one node of p ranks (docs/PERFORMANCE.md,
 "shm and auto"): an in-place shm allreduce of n bytes moves (5p + 1) n bytes in all (copy in
@@ -16,13 +16,15 @@ From it, the bound on shm's bus bandwidth for one node of p ranks (docs/PERFORMA
     busbw_bound = 2(p-1)/p * BW / (3p + 1)          (gradient in the window: no copy in)
 """
 
-import os
+from hpctrain.runtime import set_threads
 
-for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-    os.environ[_var] = "1"
+# One thread per rank: the copies are the measurement, and NumPy's BLAS reads its pool size
+# once, when it loads, so this comes before NumPy is imported (hpctrain.runtime imports only os).
+set_threads(1)
 
 import argparse  # noqa: E402
 import csv  # noqa: E402
+import os  # noqa: E402
 import re  # noqa: E402
 import time  # noqa: E402
 

@@ -7,8 +7,9 @@
 #
 #   benchmarks/shm.sh OUT_DIR
 #
-# Written for the lent 16-core machine (Open MPI 4.1.6, run as root; ../shared/DEVICE.md),
-# with hpctrain installed there: python3 -m pip install --no-deps --no-build-isolation -e .
+# Written for Open MPI's mpirun on one node of 16 cores or more, run as root (hence
+# OMPI_ALLOW_RUN_AS_ROOT), with hpctrain installed (offline: add --no-deps --no-build-isolation):
+# python3 -m pip install -e .
 # Overridable: PYTHON (python3), MPIRUN (mpirun), RANKS ("8 16"), SIZES, REPEATS (20).
 # Takes about a minute per rank count.
 set -euo pipefail

@@ -21,7 +21,7 @@
 #   --tasks 1,2,4          rank counts; with --tasks-per-node K a size spans ceil(n/K) nodes,
 #                          without it every size runs on one node
 #   --nodes 1,2,4          node counts instead; ranks = nodes x --tasks-per-node (required)
-#   --workload W1|W2       the shapes of ../shared/WORKLOADS.md (default W1); override with
+#   --workload W1|W2       the shapes of docs/WORKLOADS.md (default W1); override with
 #                          --features F --hidden H[,H] --classes C --batch-size B (weak, per
 #                          rank) --global-batch G (strong)
 #   --samples N            dataset rows (default: 4 global batches at the largest size)
@@ -76,7 +76,9 @@ done
 case "$mode" in strong|weak) ;; *) die "--mode must be strong or weak" ;; esac
 case "$launcher" in srun|mpiexec) ;; *) die "--launcher must be srun or mpiexec" ;; esac
 case "$report_after" in ok|any) ;; *) die "--report-after must be ok or any" ;; esac
-# The workloads of WORKLOADS.md, as hpctrain.bench.scaling.WORKLOADS has them.
+# The workloads of docs/WORKLOADS.md, copied from hpctrain.bench.workloads.WORKLOADS so that
+# planning on a login node needs no Python (tests/test_slurm_scripts.py holds the two equal):
+# features, hidden, classes, local batch, global batch.
 case "$workload" in
     W1|w1) w=(32 64 2 256 4096) ;;
     W2|w2) w=(1024 1024,1024 10 512 8192) ;;

@@ -1,11 +1,11 @@
 """A real one-node SLURM (slurmctld + slurmd) in a scratch directory, for tests.
 
-The recipe and its pitfalls are in ../shared/SLURM.md. In short: Debian's SLURM 22.05 with
-AuthType=auth/none and CredType=cred/none (no munge), process tracking without cgroups,
-MpiDefault=pmi2 (with `none`, plain `srun python` silently starts size-1 programs), and every
-state, spool, pid and log path under the scratch directory, on ports picked free, so that two
-test sessions on one machine never meet. Clients find this cluster through SLURM_CONF, which
-`env()` sets; jobs inherit it from sbatch's default `--export=ALL`.
+The recipe: Debian's SLURM 22.05 with AuthType=auth/none and CredType=cred/none (no munge),
+process tracking without cgroups (no systemd needed), MpiDefault=pmi2 (with `none`, plain
+`srun python` silently starts size-1 programs), MinJobAge=4 (so finished jobs leave the queue
+quickly), and every state, spool, pid and log path under the scratch directory, on ports
+picked free, so that two test sessions on one machine never meet. Clients find this cluster
+through SLURM_CONF, which `env()` sets; jobs inherit it from sbatch's default `--export=ALL`.
 
     cluster = SlurmCluster(tmp_dir)
     reason = cluster.start()       # None when running, else why not (the tests skip with it)
@@ -28,7 +28,7 @@ SETUP_SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fi
                             ".ci", "slurm-setup.sh")
 
 _CONF = """\
-# One-node test cluster written by tests/slurm_cluster.py (see SLURM.md).
+# One-node test cluster written by tests/slurm_cluster.py (its docstring explains the settings).
 ClusterName=hpctrain-test
 SlurmctldHost={host}(127.0.0.1)
 SlurmctldPort={ctld_port}

@@ -6,13 +6,15 @@ directories' summaries, and that a failed point is reported and fails the comman
 """
 
 import csv
+import io
 import json
 import time
 
 import pytest
 from helpers import check, run_cli
 
-from hpctrain.bench.scaling import dataset_rows, resolve_workload
+from hpctrain.bench.scaling_jobs import progress_bar
+from hpctrain.bench.scaling_plan import dataset_rows, resolve_workload
 from hpctrain.data import open_dataset
 
 TINY = ["--features", "6", "--hidden", "8", "--classes", "2", "--steps", "4"]
@@ -35,6 +37,8 @@ def test_strong_scaling_with_a_failing_algorithm(tmp_path):
 
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "2 of 4 runs FAILED" in proc.stderr
+    assert "scaling:" not in proc.stderr  # no progress bar where stderr is no terminal
+    assert "p2-ring-r0: " in proc.stdout  # but one line per run
     rows = {(int(r["ranks"]), r["algorithm"]): r for r in read_csv(out / "scaling.csv")}
     assert set(rows) == {(p, a) for p in (1, 2) for a in ("ring", "no-such-algorithm")}
     for p in (1, 2):
@@ -75,8 +79,11 @@ def test_weak_scaling_takes_the_median_of_repeats(tmp_path):
         median = sum(s["samples_per_s"] for s in runs) / 2  # median of two
         assert float(row["samples_per_s"]) == pytest.approx(median, rel=1e-9)
         assert row["repeats"] == "2" and row["status"] == "ok" and row["mode"] == "weak"
+        # summary.json's local batch is a float (global / ranks); the table's is whole
+        assert (row["local_batch"], row["global_batch"]) == ("16", str(16 * p))
     thr = [float(r["samples_per_s"]) for r in rows]
     assert float(rows[1]["efficiency"]) == pytest.approx(thr[1] / (2 * thr[0]), rel=1e-12)
+    assert "weak scaling (local batch 16)" in (out / "scaling.md").read_text()
     # weak: 4 global batches at the largest rank count
     work = resolve_workload("W1", 6, "8", 2, 16, None)
     assert open_dataset(out / "data").rows("train") == dataset_rows("weak", work, 2) == 4 * 16 * 2
@@ -99,6 +106,7 @@ def test_a_point_that_hangs_is_stopped_by_its_timeout(tmp_path):
     (["--ranks", "1,0"], "--ranks must be positive"),
     (["--ranks", "1,two"], "--ranks must be comma-separated integers"),
     (["--workload", "W9"], "--workload must be one of W1, W2"),
+    (["--hidden", "64,x"], "--hidden must be comma-separated integers"),
     (["--steps", "1"], "--steps must be at least 2"),
     (["--repeats", "0"], "--repeats must be positive"),
 ])
@@ -118,3 +126,15 @@ def test_an_earlier_study_is_not_overwritten(tmp_path):
     assert proc.returncode == 2
     assert "--force" in proc.stderr and str(out) in proc.stderr
     assert (out / "scaling.csv").read_text() == "earlier results\n"
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_the_progress_bar_is_drawn_on_a_terminal_only():
+    with progress_bar(3, Terminal()) as bar:
+        assert not bar.disable
+    with progress_bar(3, io.StringIO()) as bar:
+        assert bar.disable

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from helpers import REPO, check, child_env, run_cli
 
-PHASES = ("data", "compute", "allreduce", "update")
+from hpctrain.metrics import PHASES
 
 
 def write_run(root, name, rng, ranks, algorithm, global_batch, local_batch):
@@ -102,6 +102,7 @@ def test_strong_table_medians_speedups_and_a_failed_run(tmp_path):
         else:
             assert (row["repeats"], row["failed"], row["status"]) == ("3", "0", "ok")
         assert float(row["samples_per_s"]) == pytest.approx(rate, rel=1e-12)
+        assert (row["global_batch"], row["local_batch"]) == ("8192", str(8192 // key[0]))
         assert float(row["samples_per_s_min"]) == pytest.approx(
             min(s["samples_per_s"] for s in group), rel=1e-12)
         assert float(row["speedup"]) == pytest.approx(speedup, rel=1e-12)
@@ -127,7 +128,8 @@ def test_weak_mode_is_inferred_and_speedup_starts_at_the_smallest_size(tmp_path)
     rng = np.random.default_rng()
     runs = tmp_path / "runs"
     runs.mkdir()
-    summaries = [write_run(runs, f"n{p}-native", rng, p, "native", 512 * p, 512)
+    # train writes the local batch as global / ranks: a float
+    summaries = [write_run(runs, f"n{p}-native", rng, p, "native", 512 * p, 512.0)
                  for p in (2, 4, 8)]
     out = tmp_path / "weak"
 
@@ -142,7 +144,9 @@ def test_weak_mode_is_inferred_and_speedup_starts_at_the_smallest_size(tmp_path)
         assert float(row["speedup"]) == pytest.approx(speedup, rel=1e-12)
         assert float(row["efficiency"]) == pytest.approx(efficiency, rel=1e-12)
     assert float(rows[0]["speedup"]) == pytest.approx(2.0)
-    assert (out / "scaling.md").read_text().startswith("# Weak scaling")
+    assert {r["local_batch"] for r in rows} == {"512"}
+    table = (out / "scaling.md").read_text()
+    assert table.startswith("# Weak scaling") and "weak scaling (local batch 512)" in table
 
     # The same runs called strong scaling: the table says the global batch was not fixed.
     strong = tmp_path / "strong"

@@ -1,17 +1,23 @@
-"""The SLURM scripts without a cluster: scaling.sh's plan (--dry-run) and the scripts' checks.
+"""The shell scripts without a cluster: scaling.sh's plan (--dry-run), the scripts' checks.
 
-scaling.sh keeps its own copy of the WORKLOADS.md shapes (a shell script on a login node
-should not need Python to plan); these tests hold it to hpctrain.bench.scaling's table.
+scaling.sh keeps its own copy of the docs/WORKLOADS.md shapes (a shell script on a login node
+should not need Python to plan); these tests hold it to hpctrain.bench.workloads' table, and
+every script's thread variables to hpctrain.runtime's list.
 """
 
+import glob
 import os
 import re
 import subprocess
+import sys
 
 import pytest
 from helpers import REPO, child_env
 
-from hpctrain.bench.scaling import WORKLOADS, batch_args, dataset_rows
+from hpctrain.bench.scaling_plan import batch_args, dataset_rows
+from hpctrain.bench.workloads import WORKLOADS
+from hpctrain.data.synth import make_synthetic
+from hpctrain.runtime import THREAD_VARS
 
 SCALING_SH = os.path.join(REPO, "slurm", "scaling.sh")
 TRAIN_SBATCH = os.path.join(REPO, "slurm", "train.sbatch")
@@ -40,7 +46,7 @@ def test_plan_matches_the_python_workloads(tmp_path, workload, mode):
     train = re.findall(r"HPCTRAIN_ARGS='([^']*)'", plan)
     assert len(train) == 3 * 2
     for args in train:
-        assert f"--hidden {work.hidden} {' '.join(batch_args(mode, work))} " in args
+        assert f"--hidden {work.hidden_flag} {' '.join(batch_args(mode, work))} " in args
     submitted = re.findall(r"sbatch --parsable (.*)", plan)
     assert len(submitted) == 1 + 6 + 1  # data, one per (size, algorithm), report
     assert not (tmp_path / "sweep").exists()  # a dry run creates nothing
@@ -103,3 +109,38 @@ def test_train_sbatch_declares_its_knobs():
     assert 'srun "--mpi=${HPCTRAIN_SRUN_MPI:-pmi2}"' in text
     for directive in ("--nodes", "--ntasks-per-node", "--cpus-per-task", "--time", "--output"):
         assert re.search(rf"^#SBATCH {directive}=", text, re.M), directive
+
+
+def test_train_sbatch_finds_mpiexec_as_hpctrain_does(tmp_path):
+    """Without HPCTRAIN_MPIEXEC and with no mpiexec on PATH, the job still finds the one
+    beside HPCTRAIN_PYTHON (hpctrain.launcher's order), and trains with it."""
+    beside = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    if not os.access(beside, os.X_OK):
+        pytest.skip("no mpiexec beside this Python")
+    data = tmp_path / "data"
+    make_synthetic(data, samples=64, features=6, classes=2, shards=1, seed=0)
+    env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", str(tmp_path)),
+           "HPCTRAIN_PYTHON": sys.executable, "HPCTRAIN_DATA": str(data),
+           "HPCTRAIN_RUN": str(tmp_path / "run"), "HPCTRAIN_LAUNCHER": "mpiexec",
+           "HPCTRAIN_ARGS": "--hidden 8 --batch-size 16 --steps 3 --log-every 3"}
+    proc = subprocess.run(["bash", TRAIN_SBATCH], capture_output=True, text=True, timeout=120,
+                          env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"launcher {beside}," in proc.stdout
+    assert (tmp_path / "run" / "summary.json").exists()
+
+
+def exported_thread_vars(path) -> set:
+    """The *_THREADS variables a shell script exports (continuation lines joined)."""
+    text = open(path).read().replace("\\\n", " ")
+    exports = re.findall(r"^\s*export (.*)$", text, re.M)
+    return {name for line in exports for name in re.findall(r"(\w+_THREADS)=", line)}
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(REPO, "slurm", "*")) +
+                                        glob.glob(os.path.join(REPO, "benchmarks", "*.sh"))),
+                         ids=os.path.basename)
+def test_scripts_that_set_threads_set_every_thread_variable(path):
+    exported = exported_thread_vars(path)
+    if exported:
+        assert exported == set(THREAD_VARS)

@@ -8,7 +8,7 @@ matplotlib is an optional dependency (the `bench` extra): it is imported here, l
 its absence is reported by returning False rather than failing the whole study.
 """
 
-from .report import PHASES
+from ..metrics import PHASES
 
 PHASE_COLOURS = {"data": "#8c8c8c", "compute": "#4c72b0", "allreduce": "#dd8452",
                  "update": "#55a868"}

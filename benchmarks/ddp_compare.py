@@ -1,14 +1,16 @@
 """End-to-end samples/s: hpctrain vs PyTorch DDP (gloo, one thread per rank), same ranks.
 
-For each workload of ../shared/WORKLOADS.md (weak scaling: the local batch of the table) and
-each rank count, this runs `hpctrain train` once per allreduce algorithm and the DDP peer
-under the same launcher, then prints one table with the ratios. Run it from the repository:
+For each workload of docs/WORKLOADS.md (weak scaling: its local batch per rank) and each rank
+count, this runs `hpctrain train` once per allreduce algorithm and the DDP peer
+(benchmarks/ddp_worker.py) under the same launcher, then prints one row per run with the
+ratio. Run it from the repository:
 
-    python benchmarks/train.py --ranks 1,2,4,8,16 --algorithms ring,shm \
+    python benchmarks/ddp_compare.py --ranks 1,2,4,8,16 --algorithms ring,shm \
         --launcher "mpirun --bind-to core" --csv results.csv
 
 Throughput is global samples per second after warm-up (hpctrain: summary.json's
 samples_per_s, the first step excluded; DDP: median of repeats after 3 warm-up steps).
+hpctrain must be installed (pip install -e .): every rank runs `python -m hpctrain`.
 """
 
 import argparse
@@ -20,10 +22,11 @@ import subprocess
 import sys
 import tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
+from hpctrain.bench.scaling_plan import dataset_rows
+from hpctrain.bench.workloads import WORKLOADS
+from hpctrain.launcher import find_mpiexec
 
-from hpctrain.bench.scaling import WORKLOADS  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def launch(launcher, ranks, cmd, timeout):
@@ -36,19 +39,18 @@ def launch(launcher, ranks, cmd, timeout):
 
 
 def make_dataset(folder, w, ranks_max):
-    from hpctrain.data.synth import make_synthetic
+    from hpctrain.data.synth import make_synthetic  # h5py: only once the study starts
 
     path = os.path.join(folder, "data")
-    rows = w.local_batch * ranks_max * 4
-    make_synthetic(path, samples=rows, features=w.features, classes=w.classes,
-                   shards=ranks_max, seed=0, force=True)
+    make_synthetic(path, samples=dataset_rows("weak", w, ranks_max), features=w.features,
+                   classes=w.classes, shards=ranks_max, seed=0, force=True)
     return path
 
 
 def hpctrain_rate(a, w, data, ranks, algorithm, folder):
     run = os.path.join(folder, f"run-{ranks}-{algorithm}")
     cmd = [sys.executable, "-m", "hpctrain", "train", "--data", data, "--out", run, "--force",
-           "--hidden", w.hidden, "--batch-size", str(w.local_batch), "--steps",
+           "--hidden", w.hidden_flag, "--batch-size", str(w.local_batch), "--steps",
            str(a.steps), "--log-every", str(a.steps), "--allreduce", algorithm,
            "--epochs", "1000"]
     launch(a.launcher, ranks, cmd, a.timeout)
@@ -57,39 +59,50 @@ def hpctrain_rate(a, w, data, ranks, algorithm, folder):
     return s["samples_per_s"], s["comm_fraction"]
 
 
-def ddp_rate(a, w, ranks):
-    cmd = [sys.executable, os.path.join(HERE, "ddp_worker.py"), "--features", str(w.features),
-           "--hidden", w.hidden, "--classes", str(w.classes), "--local-batch",
-           str(w.local_batch), "--steps", str(a.steps)]
+def ddp_rate(a, name, ranks):
+    cmd = [sys.executable, os.path.join(HERE, "ddp_worker.py"), "--workload", name,
+           "--steps", str(a.steps)]
     out = launch(a.launcher, ranks, cmd, a.timeout)
     return json.loads(out.strip().splitlines()[-1])["samples_per_s"]
 
 
+def torch_wanted(a) -> bool:
+    if a.no_torch:
+        return False
+    try:
+        import torch  # noqa: F401  (only whether it is there: the DDP ranks load it)
+    except ImportError:
+        print("torch is not installed: the DDP column is left out")
+        return False
+    return True
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--workloads", default="W1,W2")
+    p.add_argument("--workloads", default="W1,W2", help="comma-separated: W1,W2")
     p.add_argument("--ranks", default="1,2")
     p.add_argument("--algorithms", default="ring")
     p.add_argument("--steps", type=int, default=30)
-    p.add_argument("--launcher", default="mpiexec")
+    p.add_argument("--launcher", help="the launcher command line, before -n P (default: "
+                   "hpctrain's mpiexec: $HPCTRAIN_MPIEXEC, beside this Python, else on PATH)")
     p.add_argument("--timeout", type=int, default=300)
     p.add_argument("--no-torch", action="store_true", help="Skip the PyTorch DDP peer.")
     p.add_argument("--csv")
     a = p.parse_args()
-    try:
-        import torch  # noqa: F401
-        have_torch = not a.no_torch
-    except ImportError:
-        have_torch = False
-        print("torch is not installed: the DDP column is left out")
+    names = [n for n in a.workloads.split(",") if n]
+    unknown = [n for n in names if n not in WORKLOADS]
+    if unknown:
+        p.error(f"unknown workload(s) {unknown}")
+    a.launcher = a.launcher or shlex.quote(find_mpiexec())
+    have_torch = torch_wanted(a)
     ranks = [int(r) for r in a.ranks.split(",")]
     rows = []
-    for name in a.workloads.split(","):
+    for name in names:
         w = WORKLOADS[name]
         with tempfile.TemporaryDirectory() as folder:
             data = make_dataset(folder, w, max(ranks))
             for p_ in ranks:
-                ddp = ddp_rate(a, w, p_) if have_torch else None
+                ddp = ddp_rate(a, name, p_) if have_torch else None
                 for algorithm in a.algorithms.split(","):
                     rate, frac = hpctrain_rate(a, w, data, p_, algorithm, folder)
                     rows.append({"workload": name, "ranks": p_, "algorithm": algorithm,
