@@ -86,6 +86,8 @@ SETTINGS = {s.name: s for s in (
             "pipeline `shm` in chunks of this many bytes per row (0, the default: off)"),
     Setting("HPCTRAIN_FAULT", None, _fault,
             "`raise@R:S` / `nan@R:S`: make rank R fail at step S (for fault tests)"),
+    Setting("HPCTRAIN_SRUN_MPI", "pmi2", _executable,
+            "srun's `--mpi` plugin for `bench scaling --launcher srun` and slurm/train.sbatch"),
     Setting("HPCTRAIN_MPIEXEC", None, _executable,
             "the mpiexec that `hpctrain demo` and `bench scaling` start (default: the one "
             "beside this Python, then the one on PATH)"),

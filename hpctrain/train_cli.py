@@ -16,6 +16,12 @@ from .errors import InputError
 from .world import world
 
 STARTED = time.perf_counter()
+# The choices as click shows them (the tests keep them equal to the modules' own lists,
+# which cannot be imported here without loading NumPy, Numba and MPI).
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "identity")
+TASKS = ("binary", "multiclass", "regression")
+OPTIMIZERS = ("adam", "sgd")
+ALLREDUCES = ("auto", "ring", "doubling", "tree", "native", "shm")
 
 
 def train_options(f):
@@ -27,15 +33,17 @@ def train_options(f):
         click.option("--hidden", default="64", show_default=True,
                      help="Hidden layer sizes, comma-separated ('' for a linear model)."),
         click.option("--activation", default=d.activation, show_default=True,
-                     help="relu | tanh | sigmoid | identity"),
-        click.option("--task", default=None,
-                     help="Expected task (binary|multiclass|regression); checked against the "
-                          "dataset."),
-        click.option("--optimizer", default=d.optimizer, show_default=True, help="adam | sgd"),
-        click.option("--lr", type=float, default=d.lr, show_default=True),
+                     type=click.Choice(ACTIVATIONS), help="Hidden layers' activation."),
+        click.option("--task", default=None, type=click.Choice(TASKS),
+                     help="Expected task; checked against the dataset's."),
+        click.option("--optimizer", default=d.optimizer, show_default=True,
+                     type=click.Choice(OPTIMIZERS), help="The update rule."),
+        click.option("--lr", type=float, default=d.lr, show_default=True,
+                     help="Learning rate (before --lr-scaling and warm-up)."),
         click.option("--momentum", type=float, default=d.momentum, show_default=True,
                      help="SGD momentum."),
-        click.option("--weight-decay", type=float, default=d.weight_decay, show_default=True),
+        click.option("--weight-decay", type=float, default=d.weight_decay, show_default=True,
+                     help="Decoupled weight decay: theta -= lr * wd * theta each step."),
         click.option("--batch-size", type=int, default=d.batch_size, show_default=True,
                      help="Local batch per rank."),
         click.option("--global-batch", type=int, default=None,
@@ -44,23 +52,31 @@ def train_options(f):
                      help="Passes over the data (default 5, or as many as --steps needs)."),
         click.option("--steps", type=int, default=None,
                      help="Total steps; with --epochs too, whichever ends first."),
-        click.option("--seed", type=int, default=d.seed, show_default=True),
+        click.option("--seed", type=int, default=d.seed, show_default=True,
+                     help="Seed of the initial parameters and of every shuffle."),
         click.option("--shuffle", default=d.shuffle, show_default=True,
+                     type=click.Choice(("local", "global")),
                      help="local: each rank shuffles its rows; global: one permutation of all "
                           "rows (the model does not depend on the rank count)."),
         click.option("--lr-scaling", default=d.lr_scaling, show_default=True,
-                     help="none | linear (lr x global batch / --batch-size)."),
+                     type=click.Choice(("none", "linear")),
+                     help="linear: lr x global batch / --batch-size."),
         click.option("--warmup-steps", type=int, default=d.warmup_steps, show_default=True,
                      help="Linear learning-rate warm-up."),
         click.option("--allreduce", default=d.allreduce, show_default=True,
-                     help="Gradient allreduce: ring | tree | native | shm | auto."),
+                     type=click.Choice(ALLREDUCES),
+                     help="Gradient allreduce (tree: the old name of doubling; auto: the "
+                          "fastest, measured and cached per machine and layout)."),
         click.option("--bucket-mb", type=float, default=d.bucket_mb, show_default=True,
                      help="Overlap the allreduce with the backward pass in buckets of this "
                           "many MB (0: off; CPU only)."),
-        click.option("--device", default=d.device, show_default=True, help="cpu | cuda | auto"),
+        click.option("--device", default=d.device, show_default=True,
+                     type=click.Choice(("cpu", "cuda", "auto")),
+                     help="Where the kernels run (auto: a GPU if one is usable)."),
         click.option("--threads", type=int, default=d.threads, show_default=True,
                      help="Numba/BLAS threads per rank."),
-        click.option("--log-every", type=int, default=d.log_every, show_default=True),
+        click.option("--log-every", type=int, default=d.log_every, show_default=True,
+                     help="Steps between metrics.jsonl lines (and progress lines)."),
         click.option("--checkpoint-every", type=int, default=d.checkpoint_every,
                      show_default=True, help="Steps between checkpoints (0: at the end only)."),
         click.option("--resume", is_flag=True, help="Continue from the newest good checkpoint."),
@@ -117,7 +133,8 @@ def train(ctx, **flags):
 @click.command()
 @click.option("--data", required=True, type=click.Path(), help="Dataset directory.")
 @click.option("--checkpoint", required=True, type=click.Path(), help="Checkpoint file (.h5).")
-@click.option("--split", default="test", show_default=True)
+@click.option("--split", default="test", show_default=True,
+              help="Which split of the dataset (train, val, test).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON line.")
 def evaluate(data, checkpoint, split, as_json):
     """Loss and accuracy of a checkpoint on a dataset split (distributed under mpiexec)."""
@@ -136,7 +153,8 @@ def evaluate(data, checkpoint, split, as_json):
 
 
 @click.command()
-@click.option("--checkpoint", required=True, type=click.Path())
+@click.option("--checkpoint", required=True, type=click.Path(),
+              help="Checkpoint file (.h5) of `hpctrain train` or `fit(...).save`.")
 @click.option("--input", "input_path", required=True, type=click.Path(),
               help="Features as .csv (numeric, optional header) or .npy.")
 @click.option("--out", required=True, type=click.Path(), help="Predictions (.csv or .npy).")
@@ -153,10 +171,14 @@ def predict(checkpoint, input_path, out, force):
 @click.command()
 @click.option("--out", default="hpctrain-demo", show_default=True, type=click.Path(),
               help="Directory for the demo dataset and run.")
-@click.option("--ranks", default=2, show_default=True, type=int)
-@click.option("--samples", default=20000, show_default=True, type=int)
-@click.option("--epochs", default=3, show_default=True, type=int)
-@click.option("--allreduce", default="ring", show_default=True)
+@click.option("--ranks", default=2, show_default=True, type=click.IntRange(min=1),
+              help="MPI ranks of the training run.")
+@click.option("--samples", default=20000, show_default=True, type=click.IntRange(min=10),
+              help="Rows of the synthetic dataset.")
+@click.option("--epochs", default=3, show_default=True, type=click.IntRange(min=1),
+              help="Passes over the training rows.")
+@click.option("--allreduce", default="ring", show_default=True, type=click.Choice(ALLREDUCES),
+              help="The gradient allreduce.")
 def demo(out, ranks, samples, epochs, allreduce):
     """The built-in default job: a synthetic dataset, then a 2-rank training run under mpiexec."""
     runtime.configure()

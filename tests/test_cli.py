@@ -60,3 +60,31 @@ def test_a_bad_setting_stops_every_command_in_one_line(tmp_path, variable, value
     assert proc.stderr.count("\n") == 1, proc.stderr
     assert proc.stderr.startswith(f"hpctrain: error: {variable}={value!r}: {why}")
     assert not (tmp_path / "d").exists()
+
+
+def test_the_cli_choices_are_the_modules_own():
+    from hpctrain import train_cli
+    from hpctrain.comm import names, registry
+    from hpctrain.kernels import ACTIVATIONS, TASKS
+    from hpctrain.optim import OPTIMIZERS
+
+    assert set(train_cli.ACTIVATIONS) == set(ACTIVATIONS)
+    assert set(train_cli.TASKS) == set(TASKS)
+    assert set(train_cli.OPTIMIZERS) == set(OPTIMIZERS)
+    assert set(train_cli.ALLREDUCES) == set(names()) | set(registry.ALIASES)
+
+
+def test_every_option_of_every_command_has_help():
+    from hpctrain.cli import cli
+
+    def walk(command, path):
+        if hasattr(command, "list_commands"):
+            for name in command.list_commands(None):
+                yield from walk(command.get_command(None, name), f"{path} {name}")
+        else:
+            for param in command.params:
+                if param.param_type_name == "option" and not param.hidden:
+                    yield path, param.opts[-1], bool(param.help)
+
+    bare = [f"{path} {opt}" for path, opt, has_help in walk(cli, "hpctrain") if not has_help]
+    assert not bare, f"options without help text: {bare}"

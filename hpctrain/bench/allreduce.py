@@ -39,7 +39,7 @@ CSV_COLUMNS = ("ranks", "dtype", "size_bytes", "count", "algorithm", "time_us", 
 @click.option("--warmup", default=5, show_default=True, type=click.IntRange(min=0),
               help="Untimed calls before the timed ones.")
 @click.option("--dtype", default="float32", show_default=True,
-              type=click.Choice(["float32", "float64"]))
+              type=click.Choice(["float32", "float64"]), help="Element type of the buffers.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False),
               help="Append one row per size and algorithm to this CSV file.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False),

@@ -83,7 +83,8 @@ def check_launcher(launcher) -> None:
 @click.option("--repeats", default=3, show_default=True, type=int,
               help="Runs per point; the table shows their median.")
 @click.option("--launcher", type=click.Choice(("mpiexec", "srun")), default="mpiexec",
-              show_default=True)
+              show_default=True, help="How each point starts its ranks (srun: inside a "
+                                      "SLURM allocation, with HPCTRAIN_SRUN_MPI's plugin).")
 @click.option("--mpiexec-args", default="",
               help='Extra launcher arguments, e.g. "--bind-to core" (Open MPI).')
 @click.option("--train-args", default="", help='Extra `hpctrain train` arguments for every '

@@ -4,10 +4,10 @@ strong: the global batch is fixed, so every rank gets global/P samples per step;
 weak:   the local batch is fixed, so the global batch grows as P times it.
 """
 
-import os
 import sys
 from dataclasses import dataclass, replace
 
+from .. import settings
 from ..config import parse_hidden
 from ..errors import InputError
 from ..launcher import find_mpiexec
@@ -81,7 +81,7 @@ def launch_prefix(launcher: str, ranks: int, extra: list) -> list:
     """The launcher part of a point's command line; extra args go before the rank count."""
     if launcher == "srun":
         # The plugin that pip's MPICH (and most MPIs) accept, overridable like train.sbatch's.
-        mpi = os.environ.get("HPCTRAIN_SRUN_MPI", "pmi2")
+        mpi = settings.get("HPCTRAIN_SRUN_MPI")
         return ["srun", f"--mpi={mpi}", *extra, "--ntasks", str(ranks)]
     return [find_mpiexec(), *extra, "-n", str(ranks)]
 
