@@ -10,7 +10,15 @@ import sys
 import click
 
 from . import __version__
-from .errors import EXIT_BAD_INPUT, EXIT_FAILED, InputError, RunFailed
+from .errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_STOPPED,
+    InputError,
+    OutputError,
+    RunFailed,
+    Stopped,
+)
 from .settings import check_environment
 from .world import current_rank
 
@@ -48,16 +56,19 @@ class LazyGroup(click.Group):
         except InputError as err:
             report_error(err)
             sys.exit(EXIT_BAD_INPUT)
-        except RunFailed as err:
+        except (RunFailed, OutputError) as err:
             report_error(err)
             sys.exit(EXIT_FAILED)
+        except Stopped as err:
+            report_error(err, "hpctrain: ")
+            sys.exit(EXIT_STOPPED)
 
 
-def report_error(err: Exception) -> None:
+def report_error(err: Exception, prefix: str = "hpctrain: error: ") -> None:
     """One line on stderr; a collectively agreed error is printed by rank 0 alone."""
     if getattr(err, "collective", False) and current_rank() != 0:
         return
-    click.echo(f"hpctrain: error: {err}", err=True)
+    click.echo(f"{prefix}{err}", err=True)
 
 
 @click.group(cls=LazyGroup, lazy_commands=COMMANDS)

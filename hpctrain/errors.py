@@ -7,6 +7,7 @@ Anything else that escapes while running is a failure: exit status 1 (or MPI Abo
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_STOPPED = 3   # stopped by a signal after checkpointing; --resume continues
 
 
 class InputError(Exception):
@@ -31,3 +32,18 @@ class RunFailed(Exception):
     """
 
     collective = True
+
+
+class Stopped(Exception):
+    """Every rank stopped at the same step on a signal, after rank 0's checkpoint: exit 3."""
+
+    collective = True
+
+
+class OutputError(Exception):
+    """An output file could not be written (disk full, read-only, permissions): exit 1 with
+    one line naming the file and the OS error; nothing half-written is left."""
+
+    def __init__(self, path, err: OSError):
+        super().__init__(f"{path}: cannot write: {err.strerror or err}")
+        self.path = str(path)

@@ -1,12 +1,13 @@
 """Gradient sync: the one buffer every training step allreduces, and everything about it.
 
-    [ gradient sum (n_params) | COUNT | LOSS | CORRECT | NONFINITE ]
+    [ gradient sum (n_params) | COUNT | LOSS | CORRECT | NONFINITE | STOP ]
 
 Each rank's engine writes the SUM of its per-sample gradients into `grad`; `record` fills the
-tail with the rank's sample count, loss sum, correct predictions and a non-finite flag (1 if
-this rank's loss is NaN/Inf). One allreduce sums all of it, so every rank then holds the global
-gradient sum, the global count to divide by, and the global loss, with no second collective.
-A summed 0/1 flag is > 0 exactly when some rank raised it (a MAX would say the same).
+tail with the rank's sample count, loss sum, correct predictions and two flags: NONFINITE (this
+rank's loss is NaN/Inf) and STOP (this rank received a stop signal, hpctrain.signals). One
+allreduce sums all of it, so every rank then holds the global gradient sum, the global count to
+divide by, the global loss and both flags, with no second collective. A summed 0/1 flag is > 0
+exactly when some rank raised it (a MAX would say the same).
 
 Every rank holds the same reduced bits, so every rank reaches the same verdict in `totals()`
 and all stop at the same step without talking again.
@@ -26,8 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-COUNT, LOSS, CORRECT, NONFINITE = range(4)
-TAIL = 4
+COUNT, LOSS, CORRECT, NONFINITE, STOP = range(5)
+TAIL = 5
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class StepTotals:
     loss: float
     correct: float
     finite: bool
+    stop: bool
 
 
 def bucket_bounds(length: int, bucket_elems: int) -> list:
@@ -68,23 +70,24 @@ class GradientSync:
         self.grad, self.tail = self.buf[:n_params], self.buf[n_params:]
         self.overlap = _Overlap(comm, allreduce, self.buf, bucket_bytes) if bucket_bytes else None
 
-    def record(self, step: int, count: int, loss: float, correct: int) -> None:
+    def record(self, step: int, count: int, loss: float, correct: int, stop: bool) -> None:
         """This rank's totals into the tail (after its gradient sum is in `grad`)."""
         loss = self.faults.corrupt(step, loss, self.grad)
         tail = self.tail
         tail[COUNT], tail[LOSS], tail[CORRECT] = count, loss, correct
         tail[NONFINITE] = 0.0 if math.isfinite(loss) else 1.0
+        tail[STOP] = 1.0 if stop else 0.0
 
     def reduce(self) -> None:
         """Sum the whole buffer over the ranks, in place."""
         self.allreduce(self.comm, self.buf)
 
-    def reduce_overlapped(self, step: int, model, params, X, y, timer) -> None:
+    def reduce_overlapped(self, step: int, model, params, X, y, stop: bool, timer) -> None:
         """Loss, backward and allreduce of a CPU step, the allreduce overlapping backward.
         The timer's compute lap covers the backward with the buckets sent meanwhile, its
         allreduce lap the wait for the buckets still in flight."""
         loss, correct, stages = model.staged_loss_grad(params, X, y, self.grad)
-        self.record(step, len(X), loss, correct)
+        self.record(step, len(X), loss, correct, stop)
         overlap = self.overlap
         overlap.send_ready(len(self.grad))          # the tail is final: its bucket can go
         for ready_from in stages:
@@ -100,7 +103,7 @@ class GradientSync:
         finite = (tail[NONFINITE] == 0 and math.isfinite(tail[LOSS])
                   and self.all_finite(self.grad))
         return StepTotals(float(tail[COUNT]), float(tail[LOSS]), float(tail[CORRECT]),
-                          bool(finite))
+                          bool(finite), bool(tail[STOP] > 0))
 
     def close(self) -> None:
         if self.overlap is not None:

@@ -49,10 +49,12 @@ class RunRecords:
         self.time_to_first = None
         self.final = {}
 
-    def step(self, step: int, epoch: int, totals, times, lr: float, seconds: float) -> None:
-        """After each step: add it up, and write a log line every log_every steps."""
+    def step(self, step: int, epoch: int, totals, times, lr: float, seconds: float,
+             force_log: bool = False) -> None:
+        """After each step: add it up, and write a log line every log_every steps (and at the
+        last step, or when `force_log`: the step a run stops at is always logged)."""
         self.interval.add(totals, times)
-        if (step + 1) % self.log_every == 0 or step + 1 == self.total_steps:
+        if (step + 1) % self.log_every == 0 or step + 1 == self.total_steps or force_log:
             self._log_step(step, epoch, lr)
         if self.time_to_first is None:
             # The first step carries one-off costs: it is reported, not averaged in.

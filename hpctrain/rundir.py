@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 
+from .atomic import replacing
 from .config import TrainConfig
 from .errors import InputError
 from .metrics import write_json_atomic
@@ -27,8 +28,10 @@ def check_run_dir(cfg: TrainConfig) -> None:
                          "--force to replace it", cfg.out)
 
 
-def prepare_run_dir(cfg: TrainConfig) -> None:
-    """Rank 0, after every rank agreed the input is good: only now is anything replaced."""
+def prepare_run_dir(cfg: TrainConfig, resume_step: int | None = None) -> None:
+    """Rank 0, after every rank agreed the input is good: only now is anything replaced.
+    Resuming from step S drops the log's records past S (a run stopped or killed after its
+    last checkpoint logged steps that will now run again), so each step is logged once."""
     if cfg.force and not cfg.resume:
         for name in RUN_FILES:
             path = os.path.join(cfg.out, name)
@@ -38,6 +41,26 @@ def prepare_run_dir(cfg: TrainConfig) -> None:
                 os.remove(path)
     os.makedirs(os.path.join(cfg.out, "checkpoints"), exist_ok=True)
     write_json_atomic(os.path.join(cfg.out, "config.json"), config_record(cfg))
+    if resume_step is not None:
+        truncate_log(os.path.join(cfg.out, "metrics.jsonl"), resume_step)
+
+
+def truncate_log(path, last_step: int) -> None:
+    """Keep only the records of metrics.jsonl up to step `last_step` (and unreadable lines
+    out: a line cut by a crash mid-write)."""
+    if not os.path.exists(path):
+        return
+    kept = []
+    with open(path) as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and record.get("step", 0) <= last_step:
+                kept.append(line if line.endswith("\n") else line + "\n")
+    with replacing(path) as tmp, open(tmp, "w") as f:
+        f.writelines(kept)
 
 
 def config_record(cfg: TrainConfig) -> dict:

@@ -58,6 +58,8 @@ def prepare(cfg: TrainConfig, comm, warn) -> Job:
     resume_from = None
     if cfg.resume and ckpt.list_checkpoints(cfg.out):
         resume_from = ckpt.newest_good(cfg.out, model, warn=warn)
+    elif cfg.resume:  # e.g. a requeued job that never reached its first checkpoint
+        warn(f"hpctrain: note: --resume: no checkpoint in {cfg.out}; starting at step 0")
     n_train = dataset.rows("train")
     start, stop = rank_slice(n_train, rank, size)
     X, y = dataset.read("train", start, stop)

@@ -29,6 +29,7 @@ from .metrics import StepTimer
 from .records import RunRecords
 from .rundir import config_record
 from .schedule import LearningRate
+from .signals import StopRequests
 from .startup import RankRows
 from .world import mpi_library
 
@@ -72,6 +73,8 @@ class Trainer:
                                  FaultPlan.from_env(self.rank),
                                  alloc=getattr(self.engine, "host_buffer", None),
                                  bucket_bytes=int(cfg.bucket_mb * 2**20) if overlap else 0)
+        self.signals = StopRequests()
+        self.stopped_at = None
         self.records = RunRecords(comm, out, cfg.log_every, self.first_step, self.total_steps,
                                   time.perf_counter() if started is None else started)
 
@@ -87,26 +90,40 @@ class Trainer:
     # --- the loop ---------------------------------------------------------------------------
 
     def run(self) -> dict | None:
-        """Train to the end; the summary on rank 0 (None elsewhere)."""
-        warm_up(self.engine, self.comm, self.rows.X[:1], self.rows.y[:1], self.sync.grad)
-        timer = StepTimer()
+        """Train to the end, or to the step at which a stop signal reached the ranks; the
+        summary on rank 0 (None elsewhere). `stopped_at` then says where it stopped."""
+        self.signals.install()
         try:
-            for step in range(self.first_step, self.total_steps):
-                began = time.perf_counter()
-                epoch, k = divmod(step, self.steps_per_epoch)
-                totals = self.step(step, timer)
-                self.records.step(step, epoch, totals, timer.times, self.lr.at(step),
-                                  time.perf_counter() - began)  # validation, checkpoints apart
-                if k + 1 == self.steps_per_epoch and self.val is not None:
-                    self.validate(epoch, step)
-                if self.checkpoint_due(step + 1):
-                    self.save_checkpoint(step + 1)
-            if self.total_steps > self.first_step and not self.checkpoint_due(self.total_steps):
-                self.save_checkpoint(self.total_steps)
+            warm_up(self.engine, self.comm, self.rows.X[:1], self.rows.y[:1], self.sync.grad)
+            self.loop()
         finally:
+            if self.stopped_at is None:
+                self.signals.restore()
             self.sync.close()
             self.records.close()
         return self.summarize()
+
+    def loop(self) -> None:
+        timer = StepTimer()
+        last = self.first_step
+        for step in range(self.first_step, self.total_steps):
+            began = time.perf_counter()
+            epoch, k = divmod(step, self.steps_per_epoch)
+            totals = self.step(step, timer)
+            last = step + 1
+            self.records.step(step, epoch, totals, timer.times, self.lr.at(step),
+                              time.perf_counter() - began, force_log=totals.stop)
+            if totals.stop:  # every rank sees it at this same step: checkpoint it, stop
+                self.stopped_at = last
+                self.signals.ignore_further()
+                self.save_checkpoint(last)
+                return
+            if k + 1 == self.steps_per_epoch and self.val is not None:
+                self.validate(epoch, step)
+            if self.checkpoint_due(last):
+                self.save_checkpoint(last)
+        if last > self.first_step and not self.checkpoint_due(last):
+            self.save_checkpoint(last)
 
     def step(self, step: int, timer: StepTimer):
         """One step: every rank's gradient sum, one allreduce, the same update everywhere."""
@@ -114,11 +131,13 @@ class Trainer:
         timer.start()
         X, y = self.batches(step)
         timer.lap("data")
+        stop = self.signals.requested
         if sync.overlap is not None:
-            sync.reduce_overlapped(step, self.model, self.engine.params_host(), X, y, timer)
+            sync.reduce_overlapped(step, self.model, self.engine.params_host(), X, y, stop,
+                                   timer)
         else:
             loss, correct = self.engine.loss_grad(X, y, sync.grad)
-            sync.record(step, len(X), loss, correct)
+            sync.record(step, len(X), loss, correct, stop)
             timer.lap("compute")
             sync.reduce()
             timer.lap("allreduce")
@@ -164,6 +183,7 @@ class Trainer:
             "parameters": self.model.n_params,
             "dataset": os.path.abspath(cfg.data) if cfg.data else None,
             "mpi_library": mpi_library(),
+            "stopped_at_step": self.stopped_at,
         }
         if cfg.allreduce == "auto":
             facts["auto_choices"] = auto.choices()

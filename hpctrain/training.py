@@ -11,10 +11,12 @@ and a bad input anywhere ends every rank with exit status 2 before anything is w
 then on ranks are in lockstep, and a failure on one rank aborts the job.
 """
 
+import os
 import sys
 import time
 
 from .config import TrainConfig
+from .errors import Stopped
 from .failures import abort_on_failure, collective_check
 from .rundir import prepare_run_dir
 from .startup import prepare
@@ -33,10 +35,15 @@ def train(cfg: TrainConfig, comm=None, started: float | None = None) -> dict | N
         cfg.extra["standardization"] = {"mean": mean.tolist(), "std": std.tolist()}
     with abort_on_failure(comm):  # from here on a failure on one rank aborts every rank
         if comm.Get_rank() == 0:
-            prepare_run_dir(cfg)
+            prepare_run_dir(cfg, job.resume_from.step if job.resume_from else None)
         trainer = Trainer(cfg, comm, job.model, job.rows, job.device, job.val, job.resume_from,
                           out=cfg.out, started=started)
-        return trainer.run()
+        summary = trainer.run()
+    if trainer.stopped_at is not None:
+        raise Stopped(f"stopped at step {trainer.stopped_at} of {trainer.total_steps} on "
+                      f"{trainer.signals.name()}; its checkpoint is in "
+                      f"{os.path.join(cfg.out, 'checkpoints')}: continue with --resume")
+    return summary
 
 
 def print_stderr(message: str) -> None:

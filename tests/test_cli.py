@@ -63,9 +63,10 @@ def test_a_bad_setting_stops_every_command_in_one_line(tmp_path, variable, value
 
 
 def test_the_cli_choices_are_the_modules_own():
+    from hpctrain.kernels import ACTIVATIONS, TASKS
+
     from hpctrain import train_cli
     from hpctrain.comm import names, registry
-    from hpctrain.kernels import ACTIVATIONS, TASKS
     from hpctrain.optim import OPTIMIZERS
 
     assert set(train_cli.ACTIVATIONS) == set(ACTIVATIONS)

@@ -1,0 +1,167 @@
+"""Production faults under real mpiexec: signals, resumes, the run directory's safety.
+
+Every test is bounded in time (subprocess timeouts), so a regression fails instead of hanging.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from helpers import check, child_env, mpiexec, run_cli, run_mpi
+from train_util import checkpoints, make_data, metrics
+
+from hpctrain import checkpoint as ckpt
+from hpctrain.errors import EXIT_STOPPED
+
+SLOW_MODEL = ["--hidden", "128,128", "--batch-size", "64", "--allreduce", "ring",
+              "--log-every", "20"]
+
+
+def start_training(ranks, data, run, steps, extra=()):
+    cmd = [mpiexec(), "-n", str(ranks), sys.executable, "-m", "hpctrain", "train",
+           "--data", data, "--out", run, "--steps", str(steps), *SLOW_MODEL, *extra]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=child_env())
+
+
+def wait_for_log(run, proc, timeout=120):
+    """Until the run has logged a step (it is past start-up and compiling)."""
+    path = os.path.join(run, "metrics.jsonl")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(path) and os.path.getsize(path) > 0:
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("the run logged no step in time")
+
+
+def stop_with(proc, signals, gap=0.0, timeout=60):
+    """Send the signals to mpiexec; (exit status, stdout, stderr, seconds to exit)."""
+    sent = time.monotonic()
+    for sig in signals:
+        proc.send_signal(sig)
+        time.sleep(gap)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    return proc.returncode, out, err, time.monotonic() - sent
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_data(tmp_path_factory.mktemp("data") / "d", samples=3000, features=32)
+
+
+def test_sigterm_stops_every_rank_at_one_checkpointed_step_and_resume_finishes(data, tmp_path):
+    run, steps = str(tmp_path / "run"), 4000
+    proc = start_training(3, data, run, steps)
+    wait_for_log(run, proc)
+    code, out, err, seconds = stop_with(proc, [signal.SIGTERM])
+    assert code == EXIT_STOPPED, (out, err)
+    assert seconds < 30
+    assert err.count("hpctrain: stopped at step") == 1, err      # one line, from rank 0
+    stopped = int(err.split("stopped at step ")[1].split()[0])
+    assert 0 < stopped < steps
+    assert ckpt.load(checkpoints(run)[-1]).step == stopped       # the step it stopped at
+    assert metrics(run)[-1]["step"] == stopped                   # and logged
+
+    proc = check(run_mpi(2, ["train", "--out", run, "--resume"], timeout=300))
+    assert f"done: {steps} steps" in proc.stdout
+    logged = [r["step"] for r in metrics(run) if "loss" in r]
+    assert logged == sorted(set(logged)), "a step was logged twice or out of order"
+    assert logged[-1] == steps
+    assert ckpt.load(checkpoints(run)[-1]).step == steps
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGUSR1])
+def test_other_stop_signals_checkpoint_too(data, tmp_path, sig):
+    run = str(tmp_path / "run")
+    proc = start_training(2, data, run, 100000)
+    wait_for_log(run, proc)
+    code, out, err, _ = stop_with(proc, [sig])
+    assert code == EXIT_STOPPED, (out, err)
+    assert f"on {signal.Signals(sig).name}" in err
+    assert ckpt.load(checkpoints(run)[-1]).step == metrics(run)[-1]["step"]
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below pid (mpiexec -> its proxy -> the ranks), from /proc."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parent = int(f.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def rank_pids(proc) -> list[int]:
+    pids = []
+    for pid in descendants(proc.pid):
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            if b"hpctrain" in f.read() and pid != proc.pid:
+                pids.append(pid)
+    return pids
+
+
+def test_a_signal_that_reaches_one_rank_stops_all_of_them(data, tmp_path):
+    """srun --signal and site tools may signal the tasks themselves, not the launcher, and
+    mpiexec does not forward SIGUSR2: the flag still reaches every rank through the step."""
+    run = str(tmp_path / "run")
+    proc = start_training(3, data, run, 100000)
+    wait_for_log(run, proc)
+    ranks = [pid for pid in rank_pids(proc) if not descendants(pid)]  # the Python ranks
+    assert len(ranks) == 3, ranks
+    os.kill(ranks[-1], signal.SIGUSR2)
+    code, out, err = proc.wait(timeout=60), *proc.communicate(timeout=60)
+    assert code == EXIT_STOPPED, (out, err)
+    assert "stopped at step" in err
+    assert ckpt.load(checkpoints(run)[-1]).step == metrics(run)[-1]["step"]
+
+
+def test_more_signals_during_the_checkpoint_do_not_corrupt_it(data, tmp_path):
+    """The ranks get more signals while rank 0 writes a large checkpoint (SLURM and srun
+    signal the tasks again; mpiexec's own second Ctrl-C force-kills, like kill -9)."""
+    run = str(tmp_path / "run")
+    proc = start_training(2, data, run, 100000, ["--hidden", "2048,2048"])
+    wait_for_log(run, proc)
+    ranks = [pid for pid in rank_pids(proc) if not descendants(pid)]
+    proc.send_signal(signal.SIGTERM)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1) * 3:
+        time.sleep(0.05)
+        for pid in ranks:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_STOPPED, (out, err)
+    found = checkpoints(run)
+    assert len(found) == 1 and ckpt.load(found[0]).step > 0      # verifies its checksum
+    assert not [f for f in os.listdir(os.path.join(run, "checkpoints"))
+                if f.endswith(".tmp")], "a temporary file was left"
+
+
+def test_resume_without_a_checkpoint_says_so(tmp_path):
+    data = make_data(tmp_path / "d")
+    proc = check(run_cli(["train", "--data", data, "--out", tmp_path / "run", "--resume",
+                          "--epochs", "1", "--allreduce", "ring"]))
+    assert "--resume: no checkpoint in" in proc.stderr and "starting at step 0" in proc.stderr
+    with open(tmp_path / "run" / "summary.json") as f:
+        assert json.load(f)["steps"] > 0
