@@ -82,7 +82,25 @@ def cli():
 
 
 def main(argv=None):
-    cli.main(args=argv, prog_name="hpctrain")
+    """Run the CLI; a usage error is one line (printed by rank 0 only), exit status 2."""
+    try:
+        code = cli.main(args=argv, prog_name="hpctrain", standalone_mode=False)
+    except click.UsageError as err:
+        where = err.ctx.command_path if err.ctx is not None else "hpctrain"
+        report_usage(f"{err.format_message()} (see '{where} --help')")
+        sys.exit(EXIT_BAD_INPUT)
+    except click.ClickException as err:
+        report_usage(err.format_message())
+        sys.exit(err.exit_code)
+    except click.Abort:
+        sys.exit(EXIT_FAILED)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def report_usage(message: str) -> None:
+    # Every rank of an mpiexec launch parses the same command line: rank 0 alone says so.
+    if current_rank() == 0:
+        click.echo(f"hpctrain: error: {message}", err=True)
 
 
 if __name__ == "__main__":
