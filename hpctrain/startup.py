@@ -41,8 +41,9 @@ class Job:
     standardization: tuple | None
 
 
-def prepare(cfg: TrainConfig, comm, warn) -> Job:
-    """Every check that bad input can fail; `warn(message)` reports skipped checkpoints."""
+def prepare(cfg: TrainConfig, comm, warn, lock) -> Job:
+    """Every check that bad input can fail; `warn(message)` reports skipped checkpoints.
+    Rank 0 takes the run directory's lock (a RunLock) once the directory passed its check."""
     cfg.validate()
     get_allreduce(cfg.allreduce)
     dataset = open_dataset(cfg.data)
@@ -55,6 +56,7 @@ def prepare(cfg: TrainConfig, comm, warn) -> Job:
     rank, size = comm.Get_rank(), comm.Get_size()
     if rank == 0:
         check_run_dir(cfg)
+        lock.acquire(note=warn)
     resume_from = None
     if cfg.resume and ckpt.list_checkpoints(cfg.out):
         resume_from = ckpt.newest_good(cfg.out, model, warn=warn)

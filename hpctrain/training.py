@@ -19,6 +19,7 @@ from .config import TrainConfig
 from .errors import Stopped
 from .failures import abort_on_failure, collective_check
 from .rundir import prepare_run_dir
+from .runlock import RunLock
 from .startup import prepare
 from .trainer import Trainer
 from .world import world
@@ -29,16 +30,20 @@ def train(cfg: TrainConfig, comm=None, started: float | None = None) -> dict | N
     comm = world() if comm is None else comm
     started = time.perf_counter() if started is None else started
     warn = print_stderr if comm.Get_rank() == 0 else ignore
-    job = collective_check(comm, prepare, cfg, comm, warn)
-    if job.standardization is not None:  # so that `predict` can take raw rows
-        mean, std = job.standardization
-        cfg.extra["standardization"] = {"mean": mean.tolist(), "std": std.tolist()}
-    with abort_on_failure(comm):  # from here on a failure on one rank aborts every rank
-        if comm.Get_rank() == 0:
-            prepare_run_dir(cfg, job.resume_from.step if job.resume_from else None)
-        trainer = Trainer(cfg, comm, job.model, job.rows, job.device, job.val, job.resume_from,
-                          out=cfg.out, started=started)
-        summary = trainer.run()
+    lock = RunLock(cfg.out or ".")  # rank 0 takes it in prepare; freed however the run ends
+    try:
+        job = collective_check(comm, prepare, cfg, comm, warn, lock)
+        if job.standardization is not None:  # so that `predict` can take raw rows
+            mean, std = job.standardization
+            cfg.extra["standardization"] = {"mean": mean.tolist(), "std": std.tolist()}
+        with abort_on_failure(comm):  # from here on a failure on one rank aborts every rank
+            if comm.Get_rank() == 0:
+                prepare_run_dir(cfg, job.resume_from.step if job.resume_from else None)
+            trainer = Trainer(cfg, comm, job.model, job.rows, job.device, job.val,
+                              job.resume_from, out=cfg.out, started=started)
+            summary = trainer.run()
+    finally:
+        lock.release()
     if trainer.stopped_at is not None:
         raise Stopped(f"stopped at step {trainer.stopped_at} of {trainer.total_steps} on "
                       f"{trainer.signals.name()}; its checkpoint is in "

@@ -165,3 +165,58 @@ def test_resume_without_a_checkpoint_says_so(tmp_path):
     assert "--resume: no checkpoint in" in proc.stderr and "starting at step 0" in proc.stderr
     with open(tmp_path / "run" / "summary.json") as f:
         assert json.load(f)["steps"] > 0
+
+
+def test_a_second_training_into_a_run_in_use_is_refused(data, tmp_path):
+    run = str(tmp_path / "run")
+    first = start_training(2, data, run, 100000)
+    wait_for_log(run, first)
+    second = run_mpi(2, ["train", "--data", data, "--out", run, "--resume", "--steps", "10"],
+                     timeout=120)
+    assert second.returncode == 2, second.stderr
+    line = second.stderr.strip().splitlines()[-1]
+    assert "in use by another training" in line and f"pid {first.pid}" not in line
+    assert "host " in line and ".hpctrain.lock" in line
+    assert first.poll() is None, "the first training was disturbed"
+    code, out, err, _ = stop_with(first, [signal.SIGTERM])
+    assert code == EXIT_STOPPED, err
+    assert not os.path.exists(os.path.join(run, ".hpctrain.lock")), "the lock was not freed"
+
+
+def test_the_lock_of_a_killed_training_is_taken_over(data, tmp_path):
+    run = str(tmp_path / "run")
+    proc = start_training(2, data, run, 100000)
+    wait_for_log(run, proc)
+    for pid in rank_pids(proc):
+        os.kill(pid, signal.SIGKILL)
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert os.path.exists(os.path.join(run, ".hpctrain.lock"))
+    resumed = check(run_mpi(2, ["train", "--out", run, "--resume", "--steps", "30"],
+                            timeout=120))
+    assert "taking over the lock" in resumed.stderr and "which is gone" in resumed.stderr
+
+
+def test_force_deletes_only_what_hpctrain_wrote(tmp_path):
+    data = make_data(tmp_path / "d")
+    other = tmp_path / "other-tool"
+    (other / "checkpoints").mkdir(parents=True)
+    (other / "checkpoints" / "x.pt").write_bytes(b"weights")
+    (other / "config.json").write_text("{}")
+    proc = run_cli(["train", "--data", data, "--out", other, "--force", "--epochs", "1"])
+    assert proc.returncode == 2
+    assert "hpctrain did not make" in proc.stderr.strip().splitlines()[-1]
+    assert (other / "checkpoints" / "x.pt").read_bytes() == b"weights"
+
+    ours = tmp_path / "ours"
+    check(run_cli(["train", "--data", data, "--out", ours, "--epochs", "1",
+                   "--allreduce", "ring"]))
+    (ours / "notes.txt").write_text("mine")
+    proc = run_cli(["train", "--data", data, "--out", ours, "--force", "--epochs", "1"])
+    assert proc.returncode == 2 and "notes.txt" in proc.stderr
+    os.remove(ours / "notes.txt")
+    stale = ours / "checkpoints" / ".step-00000009.h5.k2j4_x9q.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    check(run_cli(["train", "--data", data, "--out", ours, "--force", "--epochs", "1",
+                   "--allreduce", "ring"]))
+    assert not stale.exists(), "a killed writer's temporary file was left"
