@@ -11,6 +11,8 @@ import os
 import tempfile
 from contextlib import contextmanager
 
+from .errors import OutputError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -21,9 +23,13 @@ def _umask() -> int:
 @contextmanager
 def replacing(path):
     """`with replacing(path) as tmp:` write the new file at `tmp` (by name); on leaving the
-    block it becomes `path`."""
+    block it becomes `path`. An OSError on the way (ENOSPC, EROFS, EACCES) is an OutputError
+    naming `path`."""
     folder, name = os.path.split(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    except OSError as err:
+        raise OutputError(path, err) from None
     os.close(fd)
     try:
         os.chmod(tmp, 0o666 & ~_umask())
@@ -31,11 +37,23 @@ def replacing(path):
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(err, OSError):
+            raise OutputError(path, err) from None
         raise
     sync_directory(folder)
+
+
+@contextmanager
+def writing(path):
+    """Turn an OSError while writing `path` (in place: an append-only log) into an
+    OutputError naming it."""
+    try:
+        yield
+    except OSError as err:
+        raise OutputError(path, err) from None
 
 
 def sync_directory(folder) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .atomic import replacing
+from .atomic import replacing, writing
 from .errors import InputError
 from .model import MLP
 
@@ -63,7 +63,8 @@ def _flatten(model, params, optimizer_state):
 def save(run_dir, model, params, optimizer_state, step, epoch, step_in_epoch, rng, config):
     """Write the run's checkpoints/step-NNNNNNNN.h5 atomically; return its path."""
     path = checkpoint_path(run_dir, step)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with writing(os.path.dirname(path)):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
     write(path, model, params, optimizer_state, step, epoch, step_in_epoch, rng, config)
     return path
 
@@ -79,12 +80,20 @@ def write(path, model, params, optimizer_state, step=0, epoch=0, step_in_epoch=0
             "optimizer": {"name": optimizer_state["name"], "step": int(optimizer_state["step"])},
             "rng": rng or {}, "config": config or {}}
     arrays = _flatten(model, params, optimizer_state)
-    with replacing(path) as tmp, h5py.File(tmp, "w") as f:
-        for key, array in arrays:
-            f.create_dataset(key, data=array)
-        for key, value in meta.items():
-            f.attrs[key] = value if isinstance(value, (int, str)) else json.dumps(value)
-        f.attrs["checksum"] = _checksum(meta, arrays)
+    with replacing(path) as tmp:
+        try:
+            with h5py.File(tmp, "w") as f:
+                for key, array in arrays:
+                    f.create_dataset(key, data=array)
+                for key, value in meta.items():
+                    f.attrs[key] = value if isinstance(value, (int, str)) else json.dumps(value)
+                f.attrs["checksum"] = _checksum(meta, arrays)
+        except RuntimeError as err:
+            # h5py failing to close a file whose write failed (disk full): the OSError
+            # behind it is what to report.
+            if isinstance(err.__context__, OSError):
+                raise err.__context__ from None
+            raise
 
 
 def load(path, model=None) -> Checkpoint:
@@ -135,6 +144,13 @@ def list_checkpoints(run_dir) -> list:
         return []
     found = [(int(m.group(1)), name) for name in os.listdir(folder) if (m := NAME.match(name))]
     return [os.path.join(folder, name) for _, name in sorted(found, reverse=True)]
+
+
+def prune(run_dir, keep: int) -> None:
+    """Delete all but the newest `keep` checkpoints of a run."""
+    for path in list_checkpoints(run_dir)[keep:]:
+        with writing(path):
+            os.unlink(path)
 
 
 def newest_good(run_dir, model, warn=print) -> Checkpoint:

@@ -34,7 +34,9 @@ class TrainConfig:
     device: str = "cpu"
     threads: int = 1
     log_every: int = 10
-    checkpoint_every: int = 0  # 0: only at the end
+    checkpoint_every: int = 0  # steps; 0: by time and at the end only
+    checkpoint_every_s: float = 600.0  # seconds: a kill -9 loses at most this much; 0: off
+    keep_checkpoints: int = 3  # the newest K are kept, older ones deleted; 0: keep all
     resume: bool = False
     force: bool = False
     extra: dict = field(default_factory=dict)
@@ -72,9 +74,10 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise InputError(f"--{name.replace('_', '-')} must be positive, got {value}")
-        if min(self.checkpoint_every, self.warmup_steps, self.weight_decay, self.bucket_mb) < 0:
-            raise InputError("--checkpoint-every, --warmup-steps, --weight-decay and "
-                             "--bucket-mb must be >= 0")
+        if min(self.checkpoint_every, self.checkpoint_every_s, self.keep_checkpoints,
+               self.warmup_steps, self.weight_decay, self.bucket_mb) < 0:
+            raise InputError("--checkpoint-every, --checkpoint-every-s, --keep-checkpoints, "
+                             "--warmup-steps, --weight-decay and --bucket-mb must be >= 0")
         if not 0 <= self.momentum < 1:
             raise InputError(f"--momentum must be in [0, 1), got {self.momentum}")
         choices = {"shuffle": ("local", "global"), "lr_scaling": ("none", "linear"),

@@ -5,6 +5,8 @@ It is reported as one line naming the file and, under MPI, the rank; exit status
 Anything else that escapes while running is a failure: exit status 1 (or MPI Abort).
 """
 
+import os
+
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_STOPPED = 3   # stopped by a signal after checkpointing; --resume continues
@@ -45,5 +47,7 @@ class OutputError(Exception):
     one line naming the file and the OS error; nothing half-written is left."""
 
     def __init__(self, path, err: OSError):
-        super().__init__(f"{path}: cannot write: {err.strerror or err}")
+        # The OS's words for the errno: libraries (h5py) put pages of detail in the message.
+        why = os.strerror(err.errno) if err.errno else str(err).splitlines()[0]
+        super().__init__(f"{path}: cannot write: {why}")
         self.path = str(path)

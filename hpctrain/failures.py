@@ -13,7 +13,7 @@ import time
 import traceback
 from contextlib import contextmanager
 
-from .errors import EXIT_BAD_INPUT, EXIT_FAILED, InputError, RunFailed
+from .errors import EXIT_BAD_INPUT, EXIT_FAILED, InputError, OutputError, RunFailed
 
 ABORT_GRACE_S = 0.5
 
@@ -32,6 +32,8 @@ def collective_check(comm, fn, *args, **kwargs):
         result = fn(*args, **kwargs)
     except InputError as err:
         failure = ("input", err.message, err.path)
+    except OutputError as err:  # disk full, read-only: the line says all, no traceback
+        failure = ("failed", str(err), None)
     except Exception as err:
         traceback.print_exc(file=sys.stderr)
         failure = ("failed", f"{type(err).__name__}: {err}", None)
@@ -65,11 +67,13 @@ def abort_on_failure(comm):
         message = err.message if isinstance(err, InputError) else f"{type(err).__name__}: {err}"
         if isinstance(err, InputError) and err.path:
             message = f"{err.path}: {message}"
+        if isinstance(err, OutputError):
+            message = str(err)
         # The one line first, then the traceback: MPI_Abort can end the launcher's output
         # forwarding before it has read everything, and that line is what must get out.
         sys.stderr.write(f"rank {comm.Get_rank()}: {message}\n")
         sys.stderr.flush()
-        if code == EXIT_FAILED:
+        if code == EXIT_FAILED and not isinstance(err, OutputError):
             traceback.print_exc(file=sys.stderr)
             sys.stderr.flush()
         time.sleep(ABORT_GRACE_S)  # let the launcher forward what this rank printed

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from .atomic import replacing
+from .atomic import replacing, writing
 
 PHASES = ("data", "compute", "allreduce", "update")
 PHASE_INDEX = {name: i for i, name in enumerate(PHASES)}
@@ -65,10 +65,13 @@ class MetricsLog:
     """Appends one JSON object per line and flushes, so a crashed run keeps its log."""
 
     def __init__(self, path):
-        self.file = open(path, "a", buffering=1)
+        self.path = path
+        with writing(path):
+            self.file = open(path, "a", buffering=1)
 
     def write(self, record: dict):
-        self.file.write(json.dumps(record, sort_keys=True) + "\n")
+        with writing(self.path):
+            self.file.write(json.dumps(record, sort_keys=True) + "\n")
 
     def close(self):
         self.file.close()

@@ -13,7 +13,7 @@ import shutil
 
 from . import __version__
 from . import checkpoint as ckpt
-from .atomic import replacing
+from .atomic import replacing, writing
 from .config import TrainConfig
 from .errors import InputError
 from .metrics import write_json_atomic
@@ -63,6 +63,11 @@ def prepare_run_dir(cfg: TrainConfig, resume_step: int | None = None) -> None:
     """Rank 0, after every rank agreed the input is good: only now is anything replaced.
     Resuming from step S drops the log's records past S (a run stopped or killed after its
     last checkpoint logged steps that will now run again), so each step is logged once."""
+    with writing(cfg.out):
+        _prepare(cfg, resume_step)
+
+
+def _prepare(cfg: TrainConfig, resume_step: int | None) -> None:
     if cfg.force and not cfg.resume:
         for name in RUN_FILES:
             path = os.path.join(cfg.out, name)

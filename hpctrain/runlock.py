@@ -12,6 +12,7 @@ import os
 import socket
 import time
 
+from .atomic import writing
 from .errors import InputError
 
 LOCK_NAME = ".hpctrain.lock"
@@ -25,6 +26,10 @@ class RunLock:
 
     def acquire(self, note=print) -> None:
         """Take the lock (creating the run directory if needed); InputError if it is held."""
+        with writing(self.path):
+            self._acquire(note)
+
+    def _acquire(self, note) -> None:
         folder = os.path.dirname(self.path)
         if not os.path.isdir(folder):
             os.makedirs(folder)
@@ -35,10 +40,10 @@ class RunLock:
             except FileExistsError:
                 self._take_over_or_refuse(note)
                 continue
+            self.held = True
             with os.fdopen(fd, "w") as f:
                 json.dump({"host": socket.gethostname(), "pid": os.getpid(),
                            "started": time.time()}, f)
-            self.held = True
             return
         raise InputError("run directory is locked by another training", folder)
 

@@ -77,6 +77,11 @@ def train_options(f):
                      help="Numba/BLAS threads per rank."),
         click.option("--log-every", type=int, default=d.log_every, show_default=True,
                      help="Steps between metrics.jsonl lines (and progress lines)."),
+        click.option("--checkpoint-every-s", type=float, default=d.checkpoint_every_s,
+                     show_default=True, help="Seconds between checkpoints (0: off), so a "
+                                             "killed job loses at most this much work."),
+        click.option("--keep-checkpoints", type=int, default=d.keep_checkpoints,
+                     show_default=True, help="Keep the newest K checkpoints (0: all)."),
         click.option("--checkpoint-every", type=int, default=d.checkpoint_every,
                      show_default=True, help="Steps between checkpoints (0: at the end only)."),
         click.option("--resume", is_flag=True, help="Continue from the newest good checkpoint."),
@@ -98,8 +103,7 @@ def build_config(ctx, flags: dict) -> TrainConfig:
     if flags.get("resume") and flags.get("out"):
         saved = os.path.join(flags["out"], "config.json")
         if os.path.exists(saved):
-            with open(saved) as f:
-                values.update(json.load(f))
+            values.update(read_saved_config(saved))
             values.pop("resume", None)
             values.pop("force", None)
     if flags.get("config_file"):
@@ -111,6 +115,20 @@ def build_config(ctx, flags: dict) -> TrainConfig:
         if not values.get(required):
             raise InputError(f"--{required} is required")
     return TrainConfig.from_dict(values)
+
+
+def read_saved_config(path) -> dict:
+    """The config.json of the run being resumed; InputError naming it if unusable."""
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except OSError as err:
+        raise InputError(f"cannot read the run's config: {err.strerror}", path) from None
+    except ValueError as err:
+        raise InputError(f"the run's config is not valid JSON ({err})", path) from None
+    if not isinstance(saved, dict):
+        raise InputError("the run's config is not a JSON object", path)
+    return saved
 
 
 @click.command()

@@ -73,6 +73,7 @@ class Trainer:
                                  FaultPlan.from_env(self.rank),
                                  alloc=getattr(self.engine, "host_buffer", None),
                                  bucket_bytes=int(cfg.bucket_mb * 2**20) if overlap else 0)
+        self.saved_at, self.saved_step = 0.0, self.first_step
         self.signals = StopRequests()
         self.stopped_at = None
         self.records = RunRecords(comm, out, cfg.log_every, self.first_step, self.total_steps,
@@ -105,6 +106,7 @@ class Trainer:
 
     def loop(self) -> None:
         timer = StepTimer()
+        self.saved_at = time.monotonic()  # the time between checkpoints counts from here
         last = self.first_step
         for step in range(self.first_step, self.total_steps):
             began = time.perf_counter()
@@ -122,8 +124,8 @@ class Trainer:
                 self.validate(epoch, step)
             if self.checkpoint_due(last):
                 self.save_checkpoint(last)
-        if last > self.first_step and not self.checkpoint_due(last):
-            self.save_checkpoint(last)
+        if last > self.first_step:
+            self.save_checkpoint(last)  # the end (a no-op if that step was just saved)
 
     def step(self, step: int, timer: StepTimer):
         """One step: every rank's gradient sum, one allreduce, the same update everywhere."""
@@ -162,17 +164,23 @@ class Trainer:
     # --- checkpoints and the summary --------------------------------------------------------
 
     def checkpoint_due(self, steps_done: int) -> bool:
-        every = self.cfg.checkpoint_every
-        return bool(every) and steps_done % every == 0
+        """Every --checkpoint-every steps, and every --checkpoint-every-s seconds. Only rank 0
+        writes checkpoints, so only its clock decides: no agreement is needed."""
+        every, every_s = self.cfg.checkpoint_every, self.cfg.checkpoint_every_s
+        by_time = self.is_root and every_s > 0 and time.monotonic() - self.saved_at >= every_s
+        return by_time or (bool(every) and steps_done % every == 0)
 
     def save_checkpoint(self, step: int) -> None:
-        if not self.is_root or not self.out:
+        if not self.is_root or not self.out or step == self.saved_step:
             return
+        self.saved_at, self.saved_step = time.monotonic(), step
         epoch, k = divmod(step, self.steps_per_epoch)
         rng = {"seed": self.cfg.seed, "shuffle": self.cfg.shuffle, "epoch": epoch,
                "step_in_epoch": k, "scheme": "numpy default_rng([seed, epoch(, rank)])"}
         ckpt.save(self.out, self.model, self.engine.params_host(),
                   self.engine.optimizer_state(), step, epoch, k, rng, config_record(self.cfg))
+        if self.cfg.keep_checkpoints:
+            ckpt.prune(self.out, self.cfg.keep_checkpoints)
 
     def summarize(self) -> dict | None:
         cfg = self.cfg

@@ -220,3 +220,81 @@ def test_force_deletes_only_what_hpctrain_wrote(tmp_path):
     check(run_cli(["train", "--data", data, "--out", ours, "--force", "--epochs", "1",
                    "--allreduce", "ring"]))
     assert not stale.exists(), "a killed writer's temporary file was left"
+
+
+def test_old_checkpoints_are_pruned_to_keep_checkpoints(tmp_path):
+    data = make_data(tmp_path / "d")
+    run = tmp_path / "run"
+    check(run_cli(["train", "--data", data, "--out", run, "--steps", "12", "--batch-size", "20",
+                   "--checkpoint-every", "2", "--keep-checkpoints", "3", "--allreduce", "ring"]))
+    assert [os.path.basename(p) for p in checkpoints(run)] == [
+        "step-00000008.h5", "step-00000010.h5", "step-00000012.h5"]
+
+
+def test_checkpoints_by_time_bound_the_work_a_kill_loses(data, tmp_path):
+    run = str(tmp_path / "run")
+    proc = start_training(2, data, run, 300, ["--checkpoint-every-s", "0.3",
+                                             "--keep-checkpoints", "0", "--hidden", "1024,1024"])
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    saved = [ckpt.load(p).step for p in checkpoints(run)]
+    assert len(saved) >= 3 and saved[-1] == 300, saved   # some before the end, by time
+
+
+def limited_file_size(nbytes):
+    import resource
+
+    def limit():  # in the child: writes past nbytes fail with EFBIG, as on a full disk
+        resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, nbytes))
+    return limit
+
+
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_a_full_disk_ends_the_job_in_one_line_and_keeps_the_last_checkpoint(tmp_path, ranks):
+    """A checkpoint that does not fit: exit 1 naming the file and the OS error, no partial
+    file left, the previous checkpoint intact (RLIMIT_FSIZE stands in for a full disk)."""
+    data = make_data(tmp_path / "d", features=32)
+    run = tmp_path / "run"
+    check(run_cli(["train", "--data", data, "--out", run, "--steps", "2", "--hidden",
+                   "3000,3000", "--allreduce", "ring"]))      # a 108 MB checkpoint
+    before = snapshot_checkpoints(run)
+    cmd = [mpiexec(), "-n", str(ranks), sys.executable, "-m", "hpctrain", "train",
+           "--out", run, "--resume", "--steps", "4", "--hidden", "3000,3000"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=child_env(),
+                          preexec_fn=limited_file_size(64 << 20))
+    assert proc.returncode in (1, 2), proc.stderr
+    mine = [line for line in proc.stderr.splitlines() if "cannot write" in line]
+    assert len(mine) == 1 and "File too large" in mine[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert snapshot_checkpoints(run) == before
+    assert not [n for n in os.listdir(run / "checkpoints") if n.endswith(".tmp")]
+
+
+def snapshot_checkpoints(run) -> dict:
+    return {os.path.basename(p): open(p, "rb").read() for p in checkpoints(run)}
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories anyway")
+def test_a_read_only_run_directory_is_one_line(tmp_path):
+    data = make_data(tmp_path / "d")
+    run = tmp_path / "run"
+    run.mkdir()
+    run.chmod(0o555)
+    try:
+        proc = run_cli(["train", "--data", data, "--out", run, "--epochs", "1"])
+    finally:
+        run.chmod(0o755)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "Permission denied" in proc.stderr
+
+
+def test_a_broken_config_json_on_resume_names_the_file(tmp_path):
+    data = make_data(tmp_path / "d")
+    run = tmp_path / "run"
+    check(run_cli(["train", "--data", data, "--out", run, "--steps", "2", "--allreduce",
+                   "ring"]))
+    (run / "config.json").write_text("")          # what a full disk left behind before
+    proc = run_cli(["train", "--out", run, "--resume"])
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"hpctrain: error: {run / 'config.json'}: the run's config "
+                                  f"is not valid JSON")
