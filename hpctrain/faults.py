@@ -2,11 +2,16 @@
 
 HPCTRAIN_FAULT="KIND@RANK:STEP" makes rank RANK misbehave at step STEP (1-based):
   raise  an exception (the job must abort with a non-zero status within seconds),
-  nan    a NaN loss and gradient (every rank must stop together, keeping the last checkpoint).
+  nan    a NaN loss and gradient (every rank must stop together, keeping the last checkpoint),
+  slow   from step STEP on, 20 ms more compute per step (a straggler the records must name).
 Unset (the normal case) it costs one integer comparison per step.
 """
 
+import time
+
 from . import settings
+
+SLOW_S = 0.02
 
 
 class FaultPlan:
@@ -23,6 +28,10 @@ class FaultPlan:
 
     def corrupt(self, step: int, loss: float, grad) -> float:
         """The loss to report for this step (and maybe a poisoned gradient)."""
+        if self.kind == "slow":
+            if step >= self.step:
+                time.sleep(SLOW_S)
+            return loss
         if step != self.step:
             return loss
         if self.kind == "raise":

@@ -21,15 +21,19 @@ from .metrics import PHASES, Interval, MetricsLog, write_json_atomic
 
 
 def gather_phase_stats(comm, per_step: np.ndarray) -> dict | None:
-    """{phase: {"mean": s, "max": s}} over ranks, on rank 0 (None elsewhere)."""
+    """{phase: {"mean", "max", "slowest_rank", "behind_median"}} over ranks, on rank 0 (None
+    elsewhere): seconds per step; the slowest rank and how far it is behind the median rank,
+    which is where to look for a straggler. One Gather of 4 numbers per rank."""
     local = np.ascontiguousarray(per_step, dtype=np.float64)
-    total, worst = np.zeros_like(local), np.zeros_like(local)
-    comm.Reduce(local, total, op=MPI.SUM, root=0)
-    comm.Reduce(local, worst, op=MPI.MAX, root=0)
-    if comm.Get_rank() != 0:
+    table = np.empty((comm.Get_size(), len(local))) if comm.Get_rank() == 0 else None
+    comm.Gather(local, table, root=0)
+    if table is None:
         return None
-    size = comm.Get_size()
-    return {p: {"mean": float(total[i] / size), "max": float(worst[i])}
+    slowest = table.argmax(axis=0)
+    median = np.median(table, axis=0)
+    return {p: {"mean": float(table[:, i].mean()), "max": float(table[slowest[i], i]),
+                "slowest_rank": int(slowest[i]),
+                "behind_median": float(table[slowest[i], i] - median[i])}
             for i, p in enumerate(PHASES)}
 
 
@@ -118,6 +122,11 @@ class RunRecords:
             "comm_fraction": phases["allreduce"]["mean"] / mean_total if mean_total else 0.0,
             "phase_times_s": {p: v["max"] for p, v in phases.items()},
             "phase_times_mean_s": {p: v["mean"] for p, v in phases.items()},
+            # Per phase over the measured steps: which rank was slowest, on which host, and
+            # by how many seconds per step it trailed the median rank.
+            "stragglers": {p: {"rank": v["slowest_rank"], "host": hosts[v["slowest_rank"]],
+                               "behind_median_s": v["behind_median"]}
+                           for p, v in phases.items()},
             "final": self.final, "hosts": sorted(set(hosts)), **run_facts,
         }
         if self.out:

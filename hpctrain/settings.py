@@ -63,9 +63,9 @@ def _node_layout(text):
 
 def _fault(text):
     """'raise@1:4' -> ("raise", 1, 4): rank 1 fails at step 4 (1-based)."""
-    found = re.fullmatch(r"(raise|nan)@(\d+):(\d+)", text)
+    found = re.fullmatch(r"(raise|nan|slow)@(\d+):(\d+)", text)
     if not found:
-        raise ValueError("expected raise@RANK:STEP or nan@RANK:STEP")
+        raise ValueError("expected raise@RANK:STEP, nan@RANK:STEP or slow@RANK:STEP")
     return found.group(1), int(found.group(2)), int(found.group(3))
 
 
@@ -85,7 +85,8 @@ SETTINGS = {s.name: s for s in (
     Setting("HPCTRAIN_SHM_CHUNK_BYTES", 0, _non_negative_int,
             "pipeline `shm` in chunks of this many bytes per row (0, the default: off)"),
     Setting("HPCTRAIN_FAULT", None, _fault,
-            "`raise@R:S` / `nan@R:S`: make rank R fail at step S (for fault tests)"),
+            "`raise@R:S` / `nan@R:S`: make rank R fail at step S; `slow@R:S`: make it "
+            "20 ms slower per step from step S on (for fault tests)"),
     Setting("HPCTRAIN_SRUN_MPI", "pmi2", _executable,
             "srun's `--mpi` plugin for `bench scaling --launcher srun` and slurm/train.sbatch"),
     Setting("HPCTRAIN_MPIEXEC", None, _executable,

@@ -144,3 +144,18 @@ def test_a_non_input_error_in_start_up_ends_every_rank():
     assert "all ranks stopped: rank 2: RuntimeError: broken file on this rank only" \
         in proc.stdout
     assert "no failure seen" not in proc.stdout
+
+
+def test_the_records_name_the_straggler(data, tmp_path):
+    """Rank 1 of 3 made 20 ms slower per step: metrics.jsonl and summary.json say which rank
+    was slowest in the compute phase and by how much."""
+    run = str(tmp_path / "run")
+    check(run_mpi(3, train_args(data, run, "--steps", "30", "--log-every", "10",
+                                "--batch-size", "8"),
+                  timeout=120, env={**os.environ, "HPCTRAIN_FAULT": "slow@1:1"}))
+    stragglers = summary(run)["stragglers"]
+    assert stragglers["compute"]["rank"] == 1
+    assert stragglers["compute"]["behind_median_s"] > 0.015
+    assert stragglers["compute"]["host"]
+    logged = [m["time"]["compute"] for m in metrics(run) if "time" in m]
+    assert all(t["slowest_rank"] == 1 and t["behind_median"] > 0.015 for t in logged), logged
