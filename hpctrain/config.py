@@ -37,6 +37,7 @@ class TrainConfig:
     checkpoint_every: int = 0  # steps; 0: by time and at the end only
     checkpoint_every_s: float = 600.0  # seconds: a kill -9 loses at most this much; 0: off
     keep_checkpoints: int = 3  # the newest K are kept, older ones deleted; 0: keep all
+    stall_timeout: float | None = None  # seconds; None: max(120, 50 median steps); 0: off
     resume: bool = False
     force: bool = False
     extra: dict = field(default_factory=dict)
@@ -78,6 +79,8 @@ class TrainConfig:
                self.warmup_steps, self.weight_decay, self.bucket_mb) < 0:
             raise InputError("--checkpoint-every, --checkpoint-every-s, --keep-checkpoints, "
                              "--warmup-steps, --weight-decay and --bucket-mb must be >= 0")
+        if self.stall_timeout is not None and not self.stall_timeout >= 0:
+            raise InputError(f"--stall-timeout must be >= 0, got {self.stall_timeout}")
         if not 0 <= self.momentum < 1:
             raise InputError(f"--momentum must be in [0, 1), got {self.momentum}")
         choices = {"shuffle": ("local", "global"), "lr_scaling": ("none", "linear"),

@@ -82,6 +82,9 @@ def train_options(f):
                                              "killed job loses at most this much work."),
         click.option("--keep-checkpoints", type=int, default=d.keep_checkpoints,
                      show_default=True, help="Keep the newest K checkpoints (0: all)."),
+        click.option("--stall-timeout", type=float, default=None,
+                     help="Seconds a step may wait for a rank before the job ends naming it "
+                          "(default: max(120, 50 x the median step); 0: off)."),
         click.option("--checkpoint-every", type=int, default=d.checkpoint_every,
                      show_default=True, help="Steps between checkpoints (0: at the end only)."),
         click.option("--resume", is_flag=True, help="Continue from the newest good checkpoint."),

@@ -31,6 +31,7 @@ from .rundir import config_record
 from .schedule import LearningRate
 from .signals import StopRequests
 from .startup import RankRows
+from .watchdog import Watchdog
 from .world import mpi_library
 
 
@@ -94,10 +95,12 @@ class Trainer:
         """Train to the end, or to the step at which a stop signal reached the ranks; the
         summary on rank 0 (None elsewhere). `stopped_at` then says where it stopped."""
         self.signals.install()
+        self.watchdog = Watchdog(self.comm, self.cfg.stall_timeout)
         try:
             warm_up(self.engine, self.comm, self.rows.X[:1], self.rows.y[:1], self.sync.grad)
             self.loop()
         finally:
+            self.watchdog.close()
             if self.stopped_at is None:
                 self.signals.restore()
             self.sync.close()
@@ -113,14 +116,17 @@ class Trainer:
             epoch, k = divmod(step, self.steps_per_epoch)
             totals = self.step(step, timer)
             last = step + 1
-            self.records.step(step, epoch, totals, timer.times, self.lr.at(step),
-                              time.perf_counter() - began, force_log=totals.stop)
+            seconds = time.perf_counter() - began
+            self.watchdog.step_took(seconds)
+            self.records.step(step, epoch, totals, timer.times, self.lr.at(step), seconds,
+                              force_log=totals.stop)
             if totals.stop:  # every rank sees it at this same step: checkpoint it, stop
                 self.stopped_at = last
                 self.signals.ignore_further()
                 self.save_checkpoint(last)
                 return
             if k + 1 == self.steps_per_epoch and self.val is not None:
+                self.watchdog.at(step, "validation")
                 self.validate(epoch, step)
             if self.checkpoint_due(last):
                 self.save_checkpoint(last)
@@ -129,10 +135,12 @@ class Trainer:
 
     def step(self, step: int, timer: StepTimer):
         """One step: every rank's gradient sum, one allreduce, the same update everywhere."""
-        sync = self.sync
+        sync, watch = self.sync, self.watchdog
         timer.start()
+        watch.at(step, "data")
         X, y = self.batches(step)
         timer.lap("data")
+        watch.at(step, "compute")
         stop = self.signals.requested
         if sync.overlap is not None:
             sync.reduce_overlapped(step, self.model, self.engine.params_host(), X, y, stop,
@@ -141,6 +149,7 @@ class Trainer:
             loss, correct = self.engine.loss_grad(X, y, sync.grad)
             sync.record(step, len(X), loss, correct, stop)
             timer.lap("compute")
+            watch.at(step, "allreduce")
             sync.reduce()
             timer.lap("allreduce")
         totals = sync.totals()  # the same bits on every rank: the same verdict, no collective
@@ -148,6 +157,7 @@ class Trainer:
             kept = os.path.join(self.out, "checkpoints") if self.out else "memory"
             raise RunFailed(f"non-finite loss or gradient at step {step + 1}; stopping. The "
                             f"last good checkpoint in {kept} is kept.")
+        watch.at(step, "update")
         if totals.count > 0:
             self.engine.step(sync.grad, 1.0 / totals.count, self.lr.at(step))
         timer.lap("update")
@@ -173,6 +183,7 @@ class Trainer:
     def save_checkpoint(self, step: int) -> None:
         if not self.is_root or not self.out or step == self.saved_step:
             return
+        self.watchdog.at(step - 1, "checkpoint")
         self.saved_at, self.saved_step = time.monotonic(), step
         epoch, k = divmod(step, self.steps_per_epoch)
         rng = {"seed": self.cfg.seed, "shuffle": self.cfg.shuffle, "epoch": epoch,

@@ -298,3 +298,42 @@ def test_a_broken_config_json_on_resume_names_the_file(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.startswith(f"hpctrain: error: {run / 'config.json'}: the run's config "
                                   f"is not valid JSON")
+
+
+@pytest.mark.parametrize("stopped", [2, 0])
+def test_a_stopped_rank_ends_the_job_naming_it(data, tmp_path, stopped):
+    """SIGSTOP of one rank (a hung node): the job ends within the stall timeout plus a few
+    seconds, with one line naming the rank that did not arrive and its host."""
+    run = str(tmp_path / "run")
+    proc = start_training(3, data, run, 1000000, ["--stall-timeout", "4"])
+    wait_for_log(run, proc)
+    ranks = sorted(pid for pid in rank_pids(proc) if not descendants(pid))
+    victim = rank_of(ranks, stopped)
+    os.kill(victim, signal.SIGSTOP)
+    began = time.monotonic()
+    try:
+        out, err = proc.communicate(timeout=4 + 30)
+    finally:
+        try:
+            os.kill(victim, signal.SIGCONT)
+        except ProcessLookupError:  # the abort took it already
+            pass
+        proc.kill()
+    assert time.monotonic() - began < 4 + 30
+    assert proc.returncode != 0
+    lines = [line for line in err.splitlines() if "stall:" in line]
+    assert len(lines) == 1, err
+    if stopped == 0:
+        assert "rank 0 (host " in lines[0] and "has not answered" in lines[0]
+    else:
+        assert f"ranks that did not arrive: {stopped} (host " in lines[0], lines[0]
+
+
+def rank_of(pids, rank) -> int:
+    """The pid of MPI rank `rank` among the ranks' pids (from PMI_RANK in its environment)."""
+    for pid in pids:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = dict(item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
+        if env.get(b"PMI_RANK") == str(rank).encode():
+            return pid
+    raise AssertionError(f"no rank {rank} among {pids}")
