@@ -29,6 +29,7 @@ COMMANDS = {
     "evaluate": "hpctrain.train_cli:evaluate",
     "predict": "hpctrain.train_cli:predict",
     "demo": "hpctrain.train_cli:demo",
+    "run": "hpctrain.train_cli:run",
     "bench": "hpctrain.bench.cli:bench",
 }
 

@@ -89,6 +89,9 @@ SETTINGS = {s.name: s for s in (
             "20 ms slower per step from step S on (for fault tests)"),
     Setting("HPCTRAIN_SRUN_MPI", "pmi2", _executable,
             "srun's `--mpi` plugin for `bench scaling --launcher srun` and slurm/train.sbatch"),
+    Setting("HPCTRAIN_RESTART", 0, _non_negative_int,
+            "set by `hpctrain run`: which attempt of the job this is (0: the first); "
+            "summary.json records it as `restarts`"),
     Setting("HPCTRAIN_MPIEXEC", None, _executable,
             "the mpiexec that `hpctrain demo` and `bench scaling` start (default: the one "
             "beside this Python, then the one on PATH)"),

@@ -189,6 +189,29 @@ def predict(checkpoint, input_path, out, force):
     click.echo(f"wrote {rows} predictions to {out}")
 
 
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.option("-n", "--ranks", required=True, type=click.IntRange(min=1),
+              help="MPI ranks of the job (mpiexec -n).")
+@click.option("--max-restarts", default=3, show_default=True, type=click.IntRange(min=0),
+              help="How many times a failed job is started again from its newest checkpoint.")
+@click.option("--mpiexec-args", default="", help='Extra mpiexec arguments, e.g. "-bind-to core".')
+@click.argument("args", nargs=-1, type=click.UNPROCESSED, required=True)
+def run(ranks, max_restarts, mpiexec_args, args):
+    """Run `hpctrain ARGS` under mpiexec; restart it with --resume when it fails.
+
+    Example: hpctrain run -n 4 --max-restarts 3 -- train --data D --out RUN
+    """
+    import shlex
+
+    from .restart import run_with_restarts
+
+    if args[0] != "train":
+        raise InputError(f"hpctrain run restarts training jobs: ARGS must start with 'train', "
+                         f"not {args[0]!r}")
+    raise SystemExit(run_with_restarts(ranks, max_restarts, list(args),
+                                       shlex.split(mpiexec_args)))
+
+
 @click.command()
 @click.option("--out", default="hpctrain-demo", show_default=True, type=click.Path(),
               help="Directory for the demo dataset and run.")

@@ -17,6 +17,7 @@ import numpy as np
 from mpi4py import MPI
 
 from . import checkpoint as ckpt
+from . import settings
 from .batches import Batches, local_batch_size, make_plan
 from .comm import auto, get_allreduce
 from .config import TrainConfig
@@ -203,6 +204,7 @@ class Trainer:
             "dataset": os.path.abspath(cfg.data) if cfg.data else None,
             "mpi_library": mpi_library(),
             "stopped_at_step": self.stopped_at,
+            "restarts": settings.get("HPCTRAIN_RESTART"),
         }
         if cfg.allreduce == "auto":
             facts["auto_choices"] = auto.choices()

@@ -337,3 +337,67 @@ def rank_of(pids, rank) -> int:
         if env.get(b"PMI_RANK") == str(rank).encode():
             return pid
     raise AssertionError(f"no rank {rank} among {pids}")
+
+
+def start_agent(data, run, steps, max_restarts, extra=()):
+    cmd = [sys.executable, "-m", "hpctrain", "run", "-n", "2", "--max-restarts",
+           str(max_restarts), "--", "train", "--data", data, "--out", run, "--steps",
+           str(steps), "--checkpoint-every", "100", *SLOW_MODEL, *extra]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=child_env())
+
+
+def kill_one_rank(proc) -> None:
+    ranks = [pid for pid in rank_pids(proc) if not descendants(pid)
+             and b"-m\0hpctrain\0train" in open(f"/proc/{pid}/cmdline", "rb").read()]
+    assert len(ranks) == 2, ranks
+    os.kill(ranks[1], signal.SIGKILL)
+
+
+def test_run_restarts_a_failed_job_from_its_checkpoint(data, tmp_path):
+    run, steps = str(tmp_path / "run"), 3000
+    agent = start_agent(data, run, steps, max_restarts=2)
+    deadline = time.monotonic() + 120
+    while not checkpoints_exist(run) and time.monotonic() < deadline:
+        assert agent.poll() is None, agent.communicate()
+        time.sleep(0.05)
+    kill_one_rank(agent)
+    out, err = agent.communicate(timeout=300)
+    assert agent.returncode == 0, err
+    assert err.count("hpctrain run: the job failed") == 1, err
+    assert "restart 1 of 2 from the newest good checkpoint" in err
+    with open(os.path.join(run, "summary.json")) as f:
+        done = json.load(f)
+    assert done["restarts"] == 1 and done["steps"] == steps
+    logged = [r["step"] for r in metrics(run) if "loss" in r]
+    assert logged == sorted(set(logged)) and logged[-1] == steps
+
+
+def checkpoints_exist(run) -> bool:
+    folder = os.path.join(run, "checkpoints")
+    return os.path.isdir(folder) and any(f.endswith(".h5") for f in os.listdir(folder))
+
+
+def test_run_gives_up_after_max_restarts_and_never_restarts_bad_input(data, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "hpctrain", "run", "-n", "2", "--", "train",
+                           "--data", data, "--out", tmp_path / "r", "--lr", "-1"],
+                          capture_output=True, text=True, timeout=120, env=child_env())
+    assert proc.returncode == 2 and "restart" not in proc.stderr
+    env = child_env(HPCTRAIN_FAULT="raise@1:3")
+    proc = subprocess.run([sys.executable, "-m", "hpctrain", "run", "-n", "2",
+                           "--max-restarts", "1", "--", "train", "--data", data,
+                           "--out", tmp_path / "r2", "--steps", "20", "--allreduce", "ring"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode != 0
+    assert "restart 1 of 1" in proc.stderr and "no restarts left" in proc.stderr
+    assert "injected fault at step 3" in proc.stderr.split("no restarts left")[0]
+
+
+def test_a_signal_to_run_stops_the_job_and_the_agent(data, tmp_path):
+    run = str(tmp_path / "run")
+    agent = start_agent(data, run, 1000000, max_restarts=3)
+    wait_for_log(run, agent)
+    code, out, err, _ = stop_with(agent, [signal.SIGTERM])
+    assert code == EXIT_STOPPED, err
+    assert "hpctrain run: the job failed" not in err
+    assert ckpt.load(checkpoints(run)[-1]).step == metrics(run)[-1]["step"]
