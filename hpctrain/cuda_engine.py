@@ -17,80 +17,19 @@ optimizer's own (hpctrain.optim), so a checkpoint written by either engine loads
 other; only its buffers live on the GPU.
 """
 
-import os
-import sys
-
 import numpy as np
 
+from .cuda_device import cuda_available, select_gpu, sm_count
 from .errors import InputError
+from .kernels import ACTIVATIONS, TASKS
+from .model import MLP
+from .optim import make_optimizer
 
-# Set by the common launchers for each process: the rank among those on the same node.
-_LOCAL_RANK_VARS = ("OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "PMI_LOCAL_RANK",
-                    "MV2_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID")
-_SIMULATOR_SM_COUNT = 4
+__all__ = ["CudaEngine", "cuda_available"]     # cuda_available: where callers look for it
 
-_BAD_LABELS = {"binary": "binary labels must be 0 or 1",
-               "multiclass": "class label outside [0, classes)"}
-
-
-def cuda_available() -> tuple[bool, str]:
-    """(True, what) if CUDA kernels can run here, else (False, why not), never raising."""
-    try:
-        from .kernels.cuda_shim import cuda, simulated
-    except Exception as err:  # numba missing, or numba-cuda failing to load its target
-        return False, f"numba.cuda cannot be loaded ({type(err).__name__}: {err})"
-    if getattr(cuda, "implementation", "") != "NVIDIA":
-        return False, ("the kernels need the numba-cuda package (pip install 'hpctrain[cuda]'); "
-                       "only Numba's deprecated built-in CUDA target is installed")
-    if simulated():
-        return True, "Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1)"
-    try:
-        if not cuda.is_available():
-            return False, "no CUDA driver or GPU found by numba.cuda"
-        count = len(cuda.gpus)
-    except Exception as err:  # a broken driver or toolkit reports itself in many ways
-        return False, f"numba.cuda cannot use the GPU ({type(err).__name__}: {err})"
-    if count == 0:
-        return False, "no CUDA GPU found"
-    return True, f"{count} CUDA GPU(s)"
-
-
-def local_rank() -> int:
-    """This process's rank among the processes on its node.
-
-    From the launcher's environment when it says; otherwise from an MPI shared-memory split
-    if MPI is running (a collective: every rank must be here); otherwise 0.
-    """
-    for var in _LOCAL_RANK_VARS:
-        value = os.environ.get(var, "")
-        if value.isdigit():
-            return int(value)
-    mpi = sys.modules.get("mpi4py.MPI")
-    if mpi is not None and mpi.Is_initialized() and not mpi.Is_finalized():
-        node = mpi.COMM_WORLD.Split_type(mpi.COMM_TYPE_SHARED)
-        rank = node.Get_rank()
-        node.Free()
-        return rank
-    return 0
-
-
-def select_gpu(device_id=None) -> int:
-    """Make GPU (device_id, else local rank) mod GPU count current; returns its index."""
-    from .kernels.cuda_shim import cuda, simulated
-
-    if simulated():
-        return 0
-    index = (local_rank() if device_id is None else int(device_id)) % len(cuda.gpus)
-    cuda.select_device(index)
-    return index
-
-
-def sm_count() -> int:
-    from .kernels.cuda_shim import cuda, simulated
-
-    if simulated():
-        return _SIMULATOR_SM_COUNT
-    return int(cuda.get_current_device().MULTIPROCESSOR_COUNT)
+# The message of an impossible label, by task (as the CPU path words it).
+_BAD_LABEL_MESSAGES = {"binary": "binary labels must be 0 or 1",
+                       "multiclass": "class label outside [0, classes)"}
 
 
 class CudaEngine:
@@ -103,9 +42,6 @@ class CudaEngine:
 
     def __init__(self, model, name="adam", lr=1e-3, momentum=0.0, weight_decay=0.0,
                  device_id=None, fused=None, tile=None, shapes=None):
-        from .model import MLP
-        from .optim import make_optimizer
-
         self.model = model if isinstance(model, MLP) else MLP.from_spec(model)
         self.optimizer = make_optimizer(name, self.model.n_params, lr=lr, momentum=momentum,
                                         weight_decay=weight_decay)
@@ -116,7 +52,7 @@ class CudaEngine:
         self._build(fused, tile, shapes)
 
     def _build(self, fused, tile, shapes) -> None:
-        from .kernels import ACTIVATIONS, TASKS
+        # numba-cuda is optional and slow to load: imported once cuda_available said yes.
         from .kernels.cuda_heads import STATS
         from .kernels.cuda_launch import Copy
         from .kernels.cuda_network import DeviceNetwork
@@ -164,7 +100,7 @@ class CudaEngine:
     # --- the engine contract -----------------------------------------------------------------
 
     def loss_grad(self, X, y, grad_host):
-        """grad_host (n_params,) float32 = SUM of per-sample gradients; (loss sum, right).
+        """grad_host (n_params,) float32 = SUM of per-sample gradients; (loss sum, correct).
 
         grad_host=None keeps the sum on the GPU for `step(None, ...)` (one GPU, no
         allreduce): only the loss totals come back."""
@@ -194,10 +130,10 @@ class CudaEngine:
         self.grad_in_busy = False
         if grad_host is not None and direct is None:
             grad_host[...] = self.grad_out_head
-        loss, right, bad = (float(v) for v in self.stats_out)
-        if bad > 0:
-            raise InputError(f"{_BAD_LABELS[self.model.task]} (task {self.model.task})")
-        return loss, int(right)
+        loss, correct, bad_labels = (float(v) for v in self.stats_out)
+        if bad_labels > 0:
+            raise InputError(f"{_BAD_LABEL_MESSAGES[self.model.task]} (task {self.model.task})")
+        return loss, int(correct)
 
     def step(self, grad_host, scale, lr) -> None:
         """One fused update with the reduced gradient SUM times scale (1 / global count).
@@ -262,7 +198,7 @@ class CudaEngine:
         training loop's allreduce buffer: a gradient view into it (contiguous, n_params
         long) goes to and from the GPU directly, without the two host-side copies through
         the engine's own pinned buffers that a pageable gradient buffer needs."""
-        from .kernels.cuda_shim import cuda
+        from .kernels.cuda_shim import cuda  # numba-cuda, loaded by _build already
 
         buf = cuda.pinned_array(size, dtype=np.float32)
         buf[...] = 0
@@ -272,7 +208,7 @@ class CudaEngine:
     def _direct(self, grad_host):
         """(copy to grad_host, copy from grad_host), prepared once per address, when
         grad_host lies inside a buffer from host_buffer; None otherwise."""
-        from .kernels.cuda_launch import Copy
+        from .kernels.cuda_launch import Copy  # numba-cuda, loaded by _build already
 
         start = grad_host.ctypes.data
         found = self.direct_copies.get(start)

@@ -22,8 +22,13 @@ The weight gradient sums over the batch, which is long (8192) while its output c
 the gradient buffer must be zero before the first layer's gradients land (the optimizer
 kernel leaves it zeroed).
 
-Tile shapes are compile-time constants, so each shape is its own set of kernels, built by
+The three are one kernel body (`product_kernel`) with compile-time parameters: each
+operand's layout (k-fastest or k-major), how an output is finished (bias + activation, an
+atomic add, times the derivative) and whether the batch is split. Tile shapes are
+compile-time constants too, so each shape is its own set of kernels, built by
 `tile_kernels` (cached per shape; Numba keys its disk cache on the closure's values too).
+`DenseLauncher` picks a shape and a grid per product. (Over 300 lines on purpose: the
+launcher's choices follow the kernels' shapes and split, and read best beside them.)
 """
 
 from dataclasses import dataclass
@@ -63,8 +68,40 @@ DEEP = TileShape(128, 16, 8)         # LARGE with twice the slice depth: half th
 TINY = TileShape(8, 4, 2)            # 16 threads, for the simulator: its threads are Python threads
 
 
+# What differs between the three products besides the operands' layouts: how each output
+# is finished. Arguments (out, extra, m, n, the summed product, the kernel's scalar).
+
+@cuda.jit(device=True)
+def bias_then_activation(Z, bias, m, n, total, code):
+    Z[m, n] = activate(total + bias[n], code)
+
+
+@cuda.jit(device=True)
+def add_into(dW, db, m, n, total, chunk):
+    cuda.atomic.add(dW, (m, n), total)       # other blocks add other shares of the batch
+
+
+@cuda.jit(device=True)
+def times_derivative(dA, A_prev, m, n, total, code):
+    dA[m, n] = total * derivative_from_output(A_prev[m, n], code)
+
+
+# An operand's sizes (along the output, along the summed k), by its layout.
+
+@cuda.jit(device=True)
+def sizes_k_fastest(src):
+    return src.shape[0], src.shape[1]
+
+
+@cuda.jit(device=True)
+def sizes_k_major(src):
+    return src.shape[1], src.shape[0]
+
+
 class TileKernels:
-    """The three products of one tile shape, compiled on first launch."""
+    """The three products of one tile shape, compiled on first launch. Each kernel takes
+    (A, B, out, extra, scalar): forward (A, W, Z, bias, code), weight_grads (A, dZ, dW,
+    db, chunk), input_grads (dZ, W, dA, A_prev, code)."""
 
     def __init__(self, shape, forward, weight_grads, input_grads):
         self.shape = shape
@@ -106,7 +143,7 @@ def tile_kernels(shape: TileShape) -> TileKernels:
             regs[e] = src[r, k] if r < rows and k < k_end else ZERO
 
     @cuda.jit(device=True)
-    def fetch_k_major(src, k0, k_end, col0, cols, regs, tid):
+    def fetch_k_major(src, col0, cols, k0, k_end, regs, tid):
         """regs <- this thread's share of src[k0:k0+BK, col0:col0+TILE] (k-major rows)."""
         for e in range(LOADS):
             idx = tid + THREADS * e
@@ -152,126 +189,82 @@ def tile_kernels(shape: TileShape) -> TileKernels:
         for e in range(ACC):
             acc[e] = ZERO
 
-    @cuda.jit(**options)
-    def forward(A, W, bias, Z, code):
-        """Z = act(A @ W + bias); A (M, K) row-major, W (K, N)."""
-        As = cuda.shared.array(SLICE, np.float32, alignment=SHARED_ALIGN)
-        Bs = cuda.shared.array(SLICE, np.float32, alignment=SHARED_ALIGN)
-        acc = cuda.local.array(ACC, np.float32)
-        a = cuda.local.array(T, np.float32)
-        b = cuda.local.array(T, np.float32)
-        ra = cuda.local.array(LOADS, np.float32)
-        rb = cuda.local.array(LOADS, np.float32)
-        tid = cuda.threadIdx.x
-        tx = tid % LANES
-        ty = tid // LANES
-        M, K = A.shape
-        N = W.shape[1]
-        m0 = cuda.blockIdx.y * TILE
-        n0 = cuda.blockIdx.x * TILE
-        clear(acc)
-        fetch_k_fastest(A, m0, M, 0, K, ra, tid)
-        fetch_k_major(W, 0, K, n0, N, rb, tid)
-        for k0 in range(0, K, BK):
-            store_transposed(ra, As, tid)
-            store_straight(rb, Bs, tid)
-            cuda.syncthreads()
-            if k0 + BK < K:
-                fetch_k_fastest(A, m0, M, k0 + BK, K, ra, tid)
-                fetch_k_major(W, k0 + BK, K, n0, N, rb, tid)
-            multiply_slice(As, Bs, acc, a, b, ty, tx)
-            cuda.syncthreads()
-        for i in range(T):
-            m = m0 + ty * VEC + spread(i)
-            for j in range(T):
-                n = n0 + tx * VEC + spread(j)
-                if m < M and n < N:
-                    Z[m, n] = activate(acc[i * T + j] + bias[n], code)
+    # An operand's layout: how its slices are fetched and stored, and its sizes.
+    k_fastest = (fetch_k_fastest, store_transposed, sizes_k_fastest)
+    k_major = (fetch_k_major, store_straight, sizes_k_major)
 
-    @cuda.jit(**options)
-    def weight_grads(A, dZ, dW, db, chunk):
-        """dW += A^T dZ and db += column sums of dZ, over rows [z*chunk, (z+1)*chunk) of
-        the batch for block z; A (K, M) and dZ (K, N) row-major, K the batch."""
-        As = cuda.shared.array(SLICE, np.float32, alignment=SHARED_ALIGN)
-        Bs = cuda.shared.array(SLICE, np.float32, alignment=SHARED_ALIGN)
-        acc = cuda.local.array(ACC, np.float32)
-        a = cuda.local.array(T, np.float32)
-        b = cuda.local.array(T, np.float32)
-        ra = cuda.local.array(LOADS, np.float32)
-        rb = cuda.local.array(LOADS, np.float32)
-        tid = cuda.threadIdx.x
-        tx = tid % LANES
-        ty = tid // LANES
-        K, M = A.shape
-        N = dZ.shape[1]
-        m0 = cuda.blockIdx.y * TILE
-        n0 = cuda.blockIdx.x * TILE
-        k_begin = cuda.blockIdx.z * chunk
-        k_end = min(K, k_begin + chunk)
-        # The blocks of the first row of tiles also sum dZ's columns: the bias gradient.
-        sums_bias = cuda.blockIdx.y == 0 and tid < TILE
-        bias_sum = ZERO
-        clear(acc)
-        fetch_k_major(A, k_begin, k_end, m0, M, ra, tid)
-        fetch_k_major(dZ, k_begin, k_end, n0, N, rb, tid)
-        for k0 in range(k_begin, k_end, BK):
-            store_straight(ra, As, tid)
-            store_straight(rb, Bs, tid)
-            cuda.syncthreads()
-            if k0 + BK < k_end:
-                fetch_k_major(A, k0 + BK, k_end, m0, M, ra, tid)
-                fetch_k_major(dZ, k0 + BK, k_end, n0, N, rb, tid)
-            if sums_bias:
-                for k in range(BK):
-                    bias_sum += Bs[k * ROW + tid]
-            multiply_slice(As, Bs, acc, a, b, ty, tx)
-            cuda.syncthreads()
-        for i in range(T):
-            m = m0 + ty * VEC + spread(i)
-            for j in range(T):
-                n = n0 + tx * VEC + spread(j)
-                if m < M and n < N:
-                    cuda.atomic.add(dW, (m, n), acc[i * T + j])
-        if sums_bias and n0 + tid < N:
-            cuda.atomic.add(db, n0 + tid, bias_sum)
+    def product_kernel(a_layout, b_layout, finish, split_batch):
+        """One tiled product: out (M, N) <- finish(sum over k of A[m, k] B[k, n]), each
+        operand stored k-fastest or k-major, `finish(out, extra, m, n, sum, scalar)`
+        writing each output. split_batch: block z sums k in [z*scalar, (z+1)*scalar) and
+        the first row of tiles also sums B's columns into extra (the bias gradient).
 
-    @cuda.jit(**options)
-    def input_grads(dZ, W, A_prev, dA, code):
-        """dA = (dZ @ W^T) * act'(A_prev); dZ (M, K), W (N, K) row-major, dA (M, N)."""
-        As = cuda.shared.array(SLICE, np.float32, alignment=SHARED_ALIGN)
-        Bs = cuda.shared.array(SLICE, np.float32, alignment=SHARED_ALIGN)
-        acc = cuda.local.array(ACC, np.float32)
-        a = cuda.local.array(T, np.float32)
-        b = cuda.local.array(T, np.float32)
-        ra = cuda.local.array(LOADS, np.float32)
-        rb = cuda.local.array(LOADS, np.float32)
-        tid = cuda.threadIdx.x
-        tx = tid % LANES
-        ty = tid // LANES
-        M, K = dZ.shape
-        N = W.shape[0]
-        m0 = cuda.blockIdx.y * TILE
-        n0 = cuda.blockIdx.x * TILE
-        clear(acc)
-        fetch_k_fastest(dZ, m0, M, 0, K, ra, tid)
-        fetch_k_fastest(W, n0, N, 0, K, rb, tid)
-        for k0 in range(0, K, BK):
-            store_transposed(ra, As, tid)
-            store_transposed(rb, Bs, tid)
-            cuda.syncthreads()
-            if k0 + BK < K:
-                fetch_k_fastest(dZ, m0, M, k0 + BK, K, ra, tid)
-                fetch_k_fastest(W, n0, N, k0 + BK, K, rb, tid)
-            multiply_slice(As, Bs, acc, a, b, ty, tx)
-            cuda.syncthreads()
-        for i in range(T):
-            m = m0 + ty * VEC + spread(i)
-            for j in range(T):
-                n = n0 + tx * VEC + spread(j)
-                if m < M and n < N:
-                    dA[m, n] = acc[i * T + j] * derivative_from_output(A_prev[m, n], code)
+        Everything that differs between the products is a compile-time constant of the
+        closure (Numba prunes the `if split_batch` branches before typing), so each
+        product compiles to the PTX it had when the three were written out separately.
+        """
+        fetch_a, store_a, sizes_a = a_layout
+        fetch_b, store_b, sizes_b = b_layout
 
-    return TileKernels(shape, forward, weight_grads, input_grads)
+        @cuda.jit(**options)
+        def product(A, B, out, extra, scalar):
+            As = cuda.shared.array(SLICE, np.float32, alignment=SHARED_ALIGN)
+            Bs = cuda.shared.array(SLICE, np.float32, alignment=SHARED_ALIGN)
+            acc = cuda.local.array(ACC, np.float32)
+            a = cuda.local.array(T, np.float32)
+            b = cuda.local.array(T, np.float32)
+            ra = cuda.local.array(LOADS, np.float32)
+            rb = cuda.local.array(LOADS, np.float32)
+            tid = cuda.threadIdx.x
+            tx = tid % LANES
+            ty = tid // LANES
+            M, K = sizes_a(A)
+            N = sizes_b(B)[0]
+            m0 = cuda.blockIdx.y * TILE
+            n0 = cuda.blockIdx.x * TILE
+            k_begin = 0
+            k_end = K
+            bias_sum = ZERO
+            if split_batch:
+                k_begin = cuda.blockIdx.z * scalar
+                k_end = min(K, k_begin + scalar)
+                sums_bias = cuda.blockIdx.y == 0 and tid < TILE
+            clear(acc)
+            fetch_a(A, m0, M, k_begin, k_end, ra, tid)
+            fetch_b(B, n0, N, k_begin, k_end, rb, tid)
+            for k0 in range(k_begin, k_end, BK):
+                store_a(ra, As, tid)
+                store_b(rb, Bs, tid)
+                cuda.syncthreads()
+                if k0 + BK < k_end:
+                    fetch_a(A, m0, M, k0 + BK, k_end, ra, tid)
+                    fetch_b(B, n0, N, k0 + BK, k_end, rb, tid)
+                if split_batch:
+                    if sums_bias:
+                        for k in range(BK):
+                            bias_sum += Bs[k * ROW + tid]
+                multiply_slice(As, Bs, acc, a, b, ty, tx)
+                cuda.syncthreads()
+            for i in range(T):
+                m = m0 + ty * VEC + spread(i)
+                for j in range(T):
+                    n = n0 + tx * VEC + spread(j)
+                    if m < M and n < N:
+                        finish(out, extra, m, n, acc[i * T + j], scalar)
+            if split_batch:
+                if sums_bias and n0 + tid < N:
+                    cuda.atomic.add(extra, n0 + tid, bias_sum)
+
+        return product
+
+    return TileKernels(
+        shape,
+        # Z = act(A @ W + bias); A (M, K), W (K, N)
+        forward=product_kernel(k_fastest, k_major, bias_then_activation, False),
+        # dW += A^T dZ, db += column sums of dZ; A (K, M), dZ (K, N), K the batch
+        weight_grads=product_kernel(k_major, k_major, add_into, True),
+        # dA = (dZ @ W^T) * act'(A_prev); dZ (M, K), W (N, K)
+        input_grads=product_kernel(k_fastest, k_fastest, times_derivative, False))
 
 
 def _blocks(size: int, tile: int) -> int:
@@ -308,7 +301,7 @@ class DenseLauncher:
         k = self._kernels(M, N)
         t = k.shape.tile
         return PreparedLaunch(k.forward, (_blocks(N, t), _blocks(M, t)), k.shape.threads,
-                              self.stream, (A, W, bias, Z, code))
+                              self.stream, (A, W, Z, bias, code))
 
     def prepare_weight_grads(self, A, dZ, dW, db) -> PreparedLaunch | None:
         """dW += A^T dZ, db += column sums of dZ; None for an empty batch."""
@@ -333,7 +326,7 @@ class DenseLauncher:
         k = self._kernels(M, N)
         t = k.shape.tile
         return PreparedLaunch(k.input_grads, (_blocks(N, t), _blocks(M, t)), k.shape.threads,
-                              self.stream, (dZ, W, A_prev, dA, code))
+                              self.stream, (dZ, W, dA, A_prev, code))
 
     # One-off launches (tests, benchmarks): prepare and launch at once.
 

@@ -1,13 +1,14 @@
 """A small network's whole forward, head and backward pass in ONE kernel launch.
 
-For a model like the seed's 32-64-1 on 256 rows the arithmetic takes microseconds and each
-launch from Python costs about 24 us, so the layer-by-layer path (two or three launches per
-layer) is all overhead. Here each block takes a tile of samples and keeps everything about
-them in shared memory: their inputs, every layer's outputs, and two ping-pong buffers of
-deltas. Weights are read from global memory (a small model stays in L1/L2). The block runs
-the layers forward, the head, and the layers backward; its share of the gradient SUM goes
-into the flat gradient buffer with one atomic add per parameter, and its loss totals into
-the STATS slots behind the gradient (kernels/cuda_heads.py).
+For a small model (32-64-1 on 256 rows, say) the arithmetic takes microseconds and each
+launch from Python costs tens of microseconds (docs/GPU.md), so the layer-by-layer path
+(two or three launches per layer) is all overhead. Here each block takes a tile of
+samples and keeps everything about them in shared memory: their inputs, every layer's
+outputs, and two ping-pong buffers of deltas. Weights are read from global memory (a
+small model stays in L1/L2). The block runs the layers forward, the head, and the layers
+backward; its share of the gradient SUM goes into the flat gradient buffer with one
+atomic add per parameter, and its loss totals into the STATS slots behind the gradient
+(kernels/cuda_heads.py).
 
 The gradient buffer must be zero when the kernel starts; the optimizer kernel leaves it so.
 
@@ -21,7 +22,7 @@ float32), the same buffer that was copied in: fewer arguments make a cheaper lau
 
 import numpy as np
 
-from .cuda_heads import BAD, LOSS, MAX_THREADS, RIGHT, STATS
+from .cuda_heads import MAX_THREADS, STATS, add_block_totals
 from .cuda_launch import PreparedLaunch
 from .cuda_math import activate, derivative_from_output, head_sample
 from .cuda_shim import cuda, kernel_options
@@ -52,9 +53,9 @@ def max_tile(widths) -> int:
 
 def pick_tile(widths, rows: int, sm_count: int, wanted: int | None = None) -> int:
     """Samples per block: at least MIN_AUTO_TILE, more when the batch would otherwise need
-    several blocks per multiprocessor (each block adds the whole gradient with atomics).
-    Measured on an H100, W1 at 256 rows (one step, launches prepared): 0.110 ms with 8
-    samples a block, 0.121 with 16, 0.138 with 32, 0.155 with 48. 0: don't fuse."""
+    several blocks per multiprocessor (each block adds the whole gradient with atomics):
+    fewer samples a block measured faster for the small model (docs/GPU.md). 0: don't
+    fuse."""
     top = max_tile(widths)
     if top == 0:
         return 0
@@ -63,32 +64,10 @@ def pick_tile(widths, rows: int, sm_count: int, wanted: int | None = None) -> in
     return max(1, min(top, max(MIN_AUTO_TILE, -(-rows // max(1, sm_count)))))
 
 
-@cuda.jit(device=True)
-def add_block_totals(stats, at, partial, loss, right, bad):
-    """As cuda_heads.add_block_totals. A copy, not an import: Numba's simulator swaps in
-    its fake `cuda` only in the launched kernel's own module for the whole launch, so a
-    device function from another module that uses cuda.* races in the simulator."""
-    tid = cuda.threadIdx.x
-    partial[LOSS, tid] = loss
-    partial[RIGHT, tid] = right
-    partial[BAD, tid] = bad
-    cuda.syncthreads()
-    half = cuda.blockDim.x // 2
-    while half > 0:
-        if tid < half:
-            for c in range(STATS):
-                partial[c, tid] += partial[c, tid + half]
-        cuda.syncthreads()
-        half //= 2
-    if tid == 0:
-        for c in range(STATS):
-            cuda.atomic.add(stats, at + c, partial[c, 0])
-
-
 @cuda.jit(**kernel_options())
 def fused_loss_grad(params, grad, batch, rows_total, widths, act, task, tile):
     """grad[:n_params] += SUM of per-sample gradients over this block's tile of the batch;
-    grad[n_params:n_params + STATS] += (loss, right, bad label) totals."""
+    grad[n_params:n_params + STATS] += (loss, correct, bad labels) totals."""
     buf = cuda.shared.array(SHARED_FLOATS, np.float32)
     partial = cuda.shared.array((STATS, MAX_THREADS), np.float32)
     tid = cuda.threadIdx.x
@@ -129,15 +108,15 @@ def fused_loss_grad(params, grad, batch, rows_total, widths, act, task, tile):
         widest = max(widest, widths[l])
     delta = inp + rows * outputs
     other = delta + rows * widest
-    loss, right, bad = ZERO, ZERO, ZERO
+    loss, correct, bad_labels = ZERO, ZERO, ZERO
     for s in range(tid, rows, step):
-        one_loss, one_right, one_bad = head_sample(
+        one_loss, one_correct, one_bad = head_sample(
             buf, inp + s * outputs, buf, delta + s * outputs, outputs,
             batch[labels_at + first + s], task)
         loss += one_loss
-        right += one_right
-        bad += one_bad
-    add_block_totals(grad, start, partial, loss, right, bad)   # synchronises the block
+        correct += one_correct
+        bad_labels += one_bad
+    add_block_totals(grad, start, partial, loss, correct, bad_labels)   # synchronises
 
     # Backward: from the logits down; `out` is layer l's output, `inp` its input.
     out = inp

@@ -1,11 +1,10 @@
 """Kernel launches and copies with their Python-side preparation done once.
 
 numba-cuda converts every argument of every launch from Python objects again, and checks
-every copy again. Measured on the lent H100 (numba-cuda 0.30.4): a launch with one array
-costs 26 us, with four arrays and four scalars 62 us; an 8.7 KB copy from pinned memory to
-the device 119 us. For the small model, where a step is a few launches and copies around
-microseconds of GPU work, that Python work IS the step time. Our buffers live as long as
-the engine, so the hot paths bind them once:
+every copy again: tens of microseconds a call (docs/GPU.md has the figures). For the small
+model, where a step is a few launches and copies around microseconds of GPU work, that
+Python work IS the step time. Our buffers live as long as the engine, so the hot paths
+bind them once:
 
   PreparedLaunch  a kernel with its arguments converted once, by the same numba-cuda
                   routine its dispatcher runs on every call, then launched through
@@ -14,8 +13,10 @@ the engine, so the hot paths bind them once:
   Copy            an asynchronous copy between two fixed buffers: one driver call.
 
 Both rely on numba-cuda internals (the dispatcher's `_prepare_args`, the driver helpers);
-where those are missing or refuse (the simulator, another numba-cuda version), they fall
-back to numba-cuda's ordinary calls: the same results, only slower. `fast` says which.
+where those are missing or refuse (another numba-cuda version), they fall back to
+numba-cuda's ordinary calls: the same results, only slower. `fast` says which; the first
+fallback of each kind in a process warns (RuntimeWarning), naming the error. The
+simulator always takes the ordinary calls, silently: it has no internals to prepare.
 """
 
 import warnings
@@ -23,6 +24,18 @@ import warnings
 import numpy as np
 
 from .cuda_shim import simulated
+
+_warned = set()     # the kinds of fallback already reported in this process
+
+
+def _warn_once(kind: str, err: Exception, instead: str) -> None:
+    """One RuntimeWarning per kind of fallback and process, not one per launch or step."""
+    if kind in _warned:
+        return
+    _warned.add(kind)
+    warnings.warn(f"hpctrain cannot prepare {kind} ahead ({type(err).__name__}: {err}); "
+                  f"using {instead}: the same results, more time per step", RuntimeWarning,
+                  stacklevel=3)
 
 
 def _is_scalar(value) -> bool:
@@ -44,8 +57,8 @@ class PreparedLaunch:
             try:
                 self._prepare(dispatcher, grid, block, stream)
                 self.fast = True
-            except Exception:  # internals differ: keep the ordinary launch
-                self.fast = False
+            except Exception as err:  # internals differ: keep the ordinary launch
+                _warn_once("kernel launches", err, "numba-cuda's ordinary launches")
 
     def _configured(self):
         with warnings.catch_warnings():
@@ -98,8 +111,8 @@ class Copy:
             try:
                 self._prepare()
                 self.fast = True
-            except Exception:  # internals differ: keep numba-cuda's copies
-                self.fast = False
+            except Exception as err:  # internals differ: keep numba-cuda's copies
+                _warn_once("copies", err, "numba-cuda's ordinary copies")
 
     def _prepare(self) -> None:
         from numba.cuda.cudadrv import driver as drv

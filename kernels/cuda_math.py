@@ -6,7 +6,7 @@ every head stays finite for any finite logit (BCE from the logit, log-sum-exp wi
 maximum subtracted). Constants are NumPy float32 scalars: a bare Python literal would make
 Numba promote the arithmetic to float64, half speed or worse on a GPU.
 
-A label that cannot be right (binary other than 0/1, a class outside [0, C) or not whole)
+An impossible label (binary other than 0/1, a class outside [0, C) or not whole)
 gives a NaN loss and a zero gradient, and `head_sample` reports it, so the caller can raise
 the same error the CPU path raises instead of reading outside the row.
 """
@@ -64,9 +64,9 @@ def binary_sample(Z, z_at, dZ, d_at, label):
         dZ[d_at] = ZERO
         return NAN, ZERO, ONE
     dZ[d_at] = sigmoid(z) - label
-    right = ONE if (z > ZERO) == (label > HALF) else ZERO
+    correct = ONE if (z > ZERO) == (label > HALF) else ZERO
     positive = z if z > ZERO else ZERO
-    return positive - z * label + math.log1p(math.exp(-abs(z))), right, ZERO
+    return positive - z * label + math.log1p(math.exp(-abs(z))), correct, ZERO
 
 
 @cuda.jit(device=True)
@@ -89,13 +89,13 @@ def multiclass_sample(Z, z_at, dZ, d_at, classes, label):
     for c in range(classes):
         dZ[d_at + c] = math.exp(Z[z_at + c] - top) * inv
     dZ[d_at + k] -= ONE
-    right = ONE if best == k else ZERO
-    return top + math.log(total) - Z[z_at + k], right, ZERO
+    correct = ONE if best == k else ZERO
+    return top + math.log(total) - Z[z_at + k], correct, ZERO
 
 
 @cuda.jit(device=True)
 def head_sample(Z, z_at, dZ, d_at, outputs, label, task):
-    """One sample's (loss, right, bad label) from its logits Z[z_at : z_at + outputs];
+    """One sample's (loss, correct, bad label) from its logits Z[z_at : z_at + outputs];
     writes dL/dz to dZ[d_at : d_at + outputs]. Flat arrays and offsets, so the same code
     reads a logits matrix in global memory or a tile in shared memory."""
     if task == BINARY:

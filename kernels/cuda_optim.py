@@ -1,8 +1,8 @@
 """Fused optimizer updates on the GPU: one pass over the flat buffers per step.
 
 The formulas, and the order of their float32 operations, are those of kernels/optim.py
-(the CPU path), so a checkpoint moves between the two and both reach the same parameters
-to float32 rounding:
+(the CPU path), and Adam's per-step scalars come from its `adam_scalars`, so a checkpoint
+moves between the two and both reach the same parameters to float32 rounding:
     SGD   v = mu v + g;  theta -= lr v + lr wd theta            (v = g when mu = 0)
     Adam  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
           theta -= (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps) + lr wd theta
@@ -19,6 +19,7 @@ import numpy as np
 
 from .cuda_launch import PreparedLaunch
 from .cuda_shim import cuda, kernel_options, threads_per_block
+from .optim import adam_scalars
 
 ZERO = np.float32(0.0)
 UPDATE_THREADS = 256
@@ -90,20 +91,12 @@ def f32(x) -> np.float32:
     return np.float32(x)
 
 
-def adam_scalars(lr, beta1, beta2, eps, weight_decay, t):
-    """The per-step float32 scalars of Adam step t (from 1), computed as the CPU does."""
-    bc1 = 1.0 - beta1 ** t
-    bc2 = 1.0 - beta2 ** t
-    return (f32(lr / bc1), f32(1.0 / math.sqrt(bc2)), f32(beta1), f32(beta2),
-            f32(1.0 - beta1), f32(1.0 - beta2), f32(eps), f32(lr * weight_decay))
-
-
 def prepare_clear(stream, buf, sm_count: int) -> PreparedLaunch:
     return PreparedLaunch(clear, *launch_config(buf.shape[0], sm_count, stream), (buf,))
 
 
 class DeviceUpdate:
-    """The right update kernel for one optimizer, bound to its buffers once; each `apply`
+    """The update kernel of one optimizer, bound to its buffers once; each `apply`
     passes only the step's float32 scalars."""
 
     def __init__(self, name, stream, sm_count, momentum=0.0, weight_decay=0.0, beta1=0.9,
@@ -135,8 +128,9 @@ class DeviceUpdate:
             self.bind(params, grad, state)
         decay = f32(lr * self.weight_decay)
         if self.name == "adam":
-            self.bound(f32(scale), *adam_scalars(lr, self.beta1, self.beta2, self.eps,
-                                                 self.weight_decay, t))
+            # the CPU kernel's own scalars; float32 again, since Numba returns Python floats
+            scalars = adam_scalars(lr, self.beta1, self.beta2, self.eps, t)
+            self.bound(f32(scale), *(f32(x) for x in scalars), decay)
         elif self.momentum > 0:
             self.bound(f32(scale), f32(self.momentum), f32(lr), decay)
         else:

@@ -7,9 +7,9 @@ arrays, and its simulator accepts that argument (as None) where the built-in one
 
 numba-cuda 0.30 (the out-of-tree CUDA target that replaces Numba's built-in one when it is
 installed) still calls `np.row_stack` while its CUDA target loads. NumPy 2.5 removed that
-alias (it was deprecated in 2.0 for `np.vstack`, which it always was), so on the lent GPU
-machine (numpy 2.5.2) `from numba import cuda` fails with AttributeError. Putting the alias
-back before the first import makes it work; the guard leaves any NumPy that still has it
+alias (it was deprecated in 2.0 for `np.vstack`, which it always was), so with NumPy >= 2.5
+`from numba import cuda` fails with AttributeError. Putting the alias back before the
+first import makes it work; the guard leaves any NumPy that still has it
 alone. Remove this once numba-cuda no longer calls np.row_stack.
 
 Setting NUMBA_ENABLE_CUDASIM=1 before this import gives Numba's CUDA simulator (kernels run

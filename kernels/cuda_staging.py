@@ -11,9 +11,8 @@ the GPU computes the current one: `prefetch(X, y)` only records the request, and
 kernels and before waiting for them, copies it into pinned memory and on to the GPU on
 its own copy stream, in row ranges so that the transfer of one range overlaps the host
 copy of the next. The `put(X, y)` that then asks for those same arrays only makes the
-compute stream wait for that copy. (Helper threads doing the host copy measured slower
-on the lent H100: W2 at 8192 rows went from 9.5 to 13.2 ms a step; the main thread is
-idle while the GPU computes anyway.)
+compute stream wait for that copy. (The main thread does the host copy: it is idle while
+the GPU computes anyway, and helper threads measured slower, docs/GPU.md.)
 
 Three slots, each with its own copy stream: the slot being staged into is never the one
 the current step reads, nor one still waiting to be used; waiting for one slot's copy

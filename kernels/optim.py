@@ -37,23 +37,30 @@ def sgd_momentum_step(params, grad, velocity, scale, lr, momentum, weight_decay)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def adam_scalars(lr, beta1, beta2, eps, t):
+    """The float32 scalars of Adam step t (from 1), the same from Python (the CUDA update
+    kernel takes them as arguments) and from compiled code (adam_step):
+    (lr / bc1, 1 / sqrt(bc2), b1, b2, 1 - b1, 1 - b2, eps), with the bias corrections
+    bc = 1 - beta^t computed in float64. Numba boxes float32 results as Python floats:
+    wrap them in np.float32 again before passing them on.
+    """
+    bc1 = 1.0 - beta1 ** t
+    bc2 = 1.0 - beta2 ** t
+    return (np.float32(lr / bc1), np.float32(1.0 / math.sqrt(bc2)), np.float32(beta1),
+            np.float32(beta2), np.float32(1.0 - beta1), np.float32(1.0 - beta2),
+            np.float32(eps))
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def adam_step(params, grad, m, v, scale, lr, beta1, beta2, eps, weight_decay, t):
     """Adam step number t (from 1), bias-corrected, with decoupled weight decay:
     m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
     theta -= lr * m_hat / (sqrt(v_hat) + eps) + lr * wd * theta.
-    The bias corrections are folded into two scalars, as PyTorch does:
+    The bias corrections are folded into two scalars (adam_scalars), as PyTorch does:
     m_hat / (sqrt(v_hat) + eps) = (m / bc1) / (sqrt(v) / sqrt(bc2) + eps).
     """
-    bc1 = 1.0 - beta1 ** t
-    bc2 = 1.0 - beta2 ** t
+    step, inv_root_bc2, b1, b2, one_b1, one_b2, e = adam_scalars(lr, beta1, beta2, eps, t)
     s = np.float32(scale)
-    b1 = np.float32(beta1)
-    b2 = np.float32(beta2)
-    one_b1 = np.float32(1.0 - beta1)
-    one_b2 = np.float32(1.0 - beta2)
-    step = np.float32(lr / bc1)
-    inv_root_bc2 = np.float32(1.0 / math.sqrt(bc2))
-    e = np.float32(eps)
     decay = np.float32(lr * weight_decay)
     for i in range(params.shape[0]):
         g = grad[i] * s

@@ -1,4 +1,4 @@
-"""The CUDA half of the kernels (kernels/cuda_*.py, hpctrain/cuda_engine.py).
+"""The CUDA half of the kernels (kernels/cuda_*.py, hpctrain/cuda_engine.py, cuda_device.py).
 
 The checks themselves are in tests/cuda_sim/cases.py; they run in a subprocess because
 Numba reads NUMBA_ENABLE_CUDASIM once, when it is first imported, and the simulator must
@@ -8,8 +8,10 @@ and in CI; on a machine with a GPU they run once more on the GPU, with larger sh
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
+import types
 
 import pytest
 from helpers import REPO, check, child_env
@@ -54,24 +56,51 @@ def test_cuda_kernels_on_the_gpu():
     assert_all_passed(run_cases())
 
 
-def test_asking_for_cuda_without_a_gpu_is_an_input_error():
-    from hpctrain.cuda_engine import CudaEngine, cuda_available
+def test_asking_for_cuda_where_it_cannot_be_used_is_an_input_error(monkeypatch):
+    """Whatever this machine has: the engine refuses with cuda_available's reason, before
+    it touches a GPU."""
+    from hpctrain import cuda_engine
     from hpctrain.errors import InputError
     from hpctrain.model import MLP
 
-    ok, reason = cuda_available()
-    assert isinstance(ok, bool) and reason
-    model = MLP(4, (3,), "relu", "binary", 2)
-    if ok:
-        engine = CudaEngine(model, "adam", lr=0.01)
-        assert engine.params_host().shape == (model.n_params,)
-    else:
-        with pytest.raises(InputError, match="CUDA was asked for but cannot be used"):
-            CudaEngine(model, "adam", lr=0.01)
+    def no_gpu_wanted(device_id=None):
+        raise AssertionError("a GPU was selected although CUDA cannot be used")
+
+    monkeypatch.setattr(cuda_engine, "cuda_available", lambda: (False, "no CUDA GPU found"))
+    monkeypatch.setattr(cuda_engine, "select_gpu", no_gpu_wanted)
+    with pytest.raises(InputError, match="CUDA was asked for but cannot be used: no CUDA GPU "
+                                         "found"):
+        cuda_engine.CudaEngine(MLP(4, (3,), "relu", "binary", 2), "adam", lr=0.01)
+
+
+class BrokenCuda:
+    """A numba.cuda whose driver fails as a broken installation does."""
+
+    implementation = "NVIDIA"
+
+    @staticmethod
+    def is_available():
+        raise OSError("libcuda.so: cannot open shared object file")
+
+
+@pytest.mark.parametrize("shim, reason", [
+    (None, r"numba.cuda cannot be loaded \(ModuleNotFoundError"),
+    (types.SimpleNamespace(cuda=types.SimpleNamespace(implementation="built-in"),
+                           simulated=lambda: False), "need the numba-cuda package"),
+    (types.SimpleNamespace(cuda=BrokenCuda, simulated=lambda: False),
+     r"cannot use the GPU \(OSError: libcuda.so"),
+], ids=["numba-missing", "numba-built-in-target", "broken-driver"])
+def test_cuda_available_says_why_not_instead_of_raising(monkeypatch, shim, reason):
+    from hpctrain.cuda_device import cuda_available
+
+    monkeypatch.setitem(sys.modules, "hpctrain.kernels.cuda_shim", shim)
+    ok, why = cuda_available()
+    assert ok is False
+    assert re.search(reason, why), why
 
 
 def test_local_rank_comes_from_the_launcher(monkeypatch):
-    from hpctrain.cuda_engine import local_rank
+    from hpctrain.cuda_device import local_rank
 
     for var in ("OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "PMI_LOCAL_RANK",
                 "MV2_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID"):

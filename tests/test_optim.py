@@ -66,6 +66,30 @@ def test_adam_over_three_steps_matches_hand_computation(weight_decay):
     assert_close32(state["buffers"]["v"], v, "v", rel=1e-5)
 
 
+def test_adam_scalars_from_python_are_the_ones_the_kernel_uses():
+    """The CUDA update takes adam_scalars' values from Python: a float32 NumPy replay of
+    the step with them must give the CPU kernel's parameters bit for bit."""
+    from hpctrain.kernels.optim import adam_scalars
+
+    rng = fresh_rng()
+    params, grads = buffers(rng)
+    lr, b1, b2, eps, wd, scale = 3e-3, 0.85, 0.995, 1e-7, 0.02, 1.0 / 3
+    opt = make_optimizer("adam", N, lr=lr, beta1=b1, beta2=b2, eps=eps, weight_decay=wd)
+    theta, m, v = params.copy(), np.zeros(N, np.float32), np.zeros(N, np.float32)
+    f32 = np.float32
+    for t, g_sum in enumerate(grads, 1):
+        opt.step(params, g_sum, scale, lr)
+        step, inv_root_bc2, b1_, b2_, one_b1, one_b2, e = map(f32, adam_scalars(lr, b1, b2,
+                                                                                eps, t))
+        g = g_sum * f32(scale)
+        m = b1_ * m + one_b1 * g
+        v = b2_ * v + one_b2 * (g * g)
+        theta = theta - step * m / (np.sqrt(v) * inv_root_bc2 + e) - f32(lr * wd) * theta
+        assert theta.dtype == np.float32
+        assert np.array_equal(theta.view(np.uint32), params.view(np.uint32)), f"step {t}"
+    assert np.array_equal(opt.state_dict()["buffers"]["v"], v)
+
+
 def test_adam_first_step_moves_each_parameter_by_about_lr():
     """A property of Adam, independent of the formula above: |step 1| = lr * |g| / (|g| + eps)."""
     params = np.zeros(4, np.float32)

@@ -55,7 +55,7 @@ if SIM:
     sys.setswitchinterval(1e-4)
 
 from hpctrain.kernels import cuda_dense as dense  # noqa: E402
-from hpctrain.kernels.cuda_heads import BAD, LOSS, RIGHT, STATS, launch_head  # noqa: E402
+from hpctrain.kernels.cuda_heads import BAD_LABELS, CORRECT, LOSS, STATS, prepare_head  # noqa: E402
 from hpctrain.kernels.cuda_network import DeviceNetwork  # noqa: E402
 from hpctrain.kernels.cuda_optim import DeviceUpdate  # noqa: E402
 
@@ -179,27 +179,27 @@ def test_head_loss_grad_and_totals(rng, stream, task):
     y = labels_for(rng, task, rows, outputs)
     dZ = put(np.full(rows * outputs, np.nan))
     stats = put(np.zeros(5 + STATS))
-    launch_head(stream, put(Z.ravel()), put(y), dZ, rows, outputs, stats, 5, TASKS[task])
-    losses, right, dZ_ref = head(Z.astype(np.float32).astype(np.float64), y, task)
+    prepare_head(stream, put(Z.ravel()), put(y), dZ, rows, outputs, stats, 5, TASKS[task])()
+    losses, correct, dZ_ref = head(Z.astype(np.float32).astype(np.float64), y, task)
     close(dZ.copy_to_host().reshape(rows, outputs), dZ_ref)
     got = stats.copy_to_host()
     assert np.all(got[:5] == 0)
     close(got[5 + LOSS], losses.sum(), tol=1e-5)
-    assert got[5 + RIGHT] == right.sum()
-    assert got[5 + BAD] == 0
+    assert got[5 + CORRECT] == correct.sum()
+    assert got[5 + BAD_LABELS] == 0
 
 
 @pytest.mark.parametrize("task,bad", [("binary", 2.0), ("binary", 0.5), ("multiclass", 3.0),
                                       ("multiclass", -1.0), ("multiclass", 1.5)])
-def test_head_counts_labels_that_cannot_be_right(stream, task, bad):
+def test_head_counts_impossible_labels(stream, task, bad):
     outputs = 3 if task == "multiclass" else 1
     y = np.array([0, bad, 1], dtype=np.float32)
     dZ = put(np.full(3 * outputs, np.nan))
     stats = put(np.zeros(STATS))
-    launch_head(stream, put(np.ones(3 * outputs)), put(y), dZ, 3, outputs, stats, 0,
-                TASKS[task])
+    prepare_head(stream, put(np.ones(3 * outputs)), put(y), dZ, 3, outputs, stats, 0,
+                 TASKS[task])()
     got = stats.copy_to_host()
-    assert got[BAD] == 1
+    assert got[BAD_LABELS] == 1
     assert np.isnan(got[LOSS])
     assert np.all(dZ.copy_to_host().reshape(3, outputs)[1] == 0)   # nothing read or written
 
@@ -229,24 +229,24 @@ def network_gradient(rng, stream, widths, act, task, rows, fused, tile=None):
 @pytest.mark.parametrize("widths,task", NETWORKS, ids=lambda v: str(v))
 def test_fused_kernel_matches_float64(rng, stream, widths, task, act):
     rows = 13 if SIM else 257
-    got, (loss, right, grad) = network_gradient(rng, stream, widths, act, task, rows,
+    got, (loss, correct, grad) = network_gradient(rng, stream, widths, act, task, rows,
                                                 fused=True, tile=4 if SIM else None)
     n = n_params(widths)
     close(got[:n], grad, tol=5e-5)
     close(got[n + LOSS], loss, tol=1e-5)
-    assert got[n + RIGHT] == right and got[n + BAD] == 0
+    assert got[n + CORRECT] == correct and got[n + BAD_LABELS] == 0
 
 
 @pytest.mark.parametrize("widths,task,act", [(w, t, a) for (w, t), a in zip(
     NETWORKS, ("tanh", "relu", "sigmoid", "identity", "relu"), strict=False)], ids=str)
 def test_layered_path_matches_float64(rng, stream, widths, task, act):
     rows = 11 if SIM else 1035
-    got, (loss, right, grad) = network_gradient(rng, stream, widths, act, task, rows,
+    got, (loss, correct, grad) = network_gradient(rng, stream, widths, act, task, rows,
                                                 fused=False)
     n = n_params(widths)
     close(got[:n], grad, tol=5e-5)
     close(got[n + LOSS], loss, tol=1e-5)
-    assert got[n + RIGHT] == right and got[n + BAD] == 0
+    assert got[n + CORRECT] == correct and got[n + BAD_LABELS] == 0
 
 
 def test_large_networks_take_the_layered_path(stream):
@@ -328,14 +328,14 @@ def test_engine_trains_like_the_cpu_engine(rng, name, task, fused, mode):
         X, y = batch_for(rng, model, 9 + step)
         if step == 1:
             gpu.prefetch(X, y)
-        loss_cpu, right_cpu = cpu.loss_grad(X, y, g_cpu)
+        loss_cpu, correct_cpu = cpu.loss_grad(X, y, g_cpu)
         if mode == "device":
-            loss_gpu, right_gpu = gpu.loss_grad(X, y, None)
+            loss_gpu, correct_gpu = gpu.loss_grad(X, y, None)
         else:
-            loss_gpu, right_gpu = gpu.loss_grad(X, y, g_gpu)
+            loss_gpu, correct_gpu = gpu.loss_grad(X, y, g_gpu)
             close(g_gpu, g_cpu, tol=5e-5)
         close(loss_gpu, loss_cpu, tol=1e-5)
-        assert right_gpu == right_cpu
+        assert correct_gpu == correct_cpu
         cpu.step(g_cpu, 1 / len(X), 0.01)
         gpu.step(None if mode == "device" else g_gpu, 1 / len(X), 0.01)
         close(gpu.params_host(), cpu.params_host(), tol=1e-5)
@@ -459,3 +459,65 @@ def test_prepared_launches_take_new_scalars(stream):
     params.copy_to_device(np.full(40, 3.0, np.float32))
     launch(f32(0.5), f32(0.25), f32(0.1))              # p = 3 - 0.25 * 2 - 0.1 * 3
     assert np.allclose(params.copy_to_host(), 2.2, rtol=1e-6)
+
+
+def sgd_launch_and_copy(stream):
+    """A PreparedLaunch of the SGD kernel (p = 1 - 0.5 * 2 = 0) and a Copy of its result."""
+    from hpctrain.kernels.cuda_launch import Copy, PreparedLaunch
+    from hpctrain.kernels.cuda_optim import sgd_update
+
+    params, grad = put(np.ones(40)), put(np.full(43, 2.0))
+    f32 = np.float32
+    launch = PreparedLaunch(sgd_update, 2, 32, stream, (params, grad, f32(1), f32(0.5), f32(0)))
+    host = cuda.pinned_array(40, dtype=np.float32)
+    host[...] = 7
+    return launch, Copy(params, host, "to_host", stream), host
+
+
+def fallback_warnings(caught):
+    return [str(w.message) for w in caught if "cannot prepare" in str(w.message)]
+
+
+def test_launches_and_copies_prepare_without_warnings(stream):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        launch, copy, host = sgd_launch_and_copy(stream)
+        launch()
+        copy()
+        stream.synchronize()
+    assert fallback_warnings(caught) == []
+    assert launch.fast == copy.fast == (not SIM)     # the simulator has nothing to prepare
+    assert np.all(host == 0)
+
+
+def test_a_failed_preparation_warns_once_and_still_computes(stream, monkeypatch):
+    """Force the fallback (as another numba-cuda version would): one warning per kind and
+    process, however many launches and copies are made, and the same results."""
+    import warnings
+
+    from hpctrain.kernels import cuda_launch
+
+    def refuse(*args):
+        raise TypeError("internals differ")
+
+    monkeypatch.setattr(cuda_launch, "simulated", lambda: False)
+    monkeypatch.setattr(cuda_launch, "_warned", set())
+    monkeypatch.setattr(cuda_launch.PreparedLaunch, "_prepare", refuse)
+    monkeypatch.setattr(cuda_launch.Copy, "_prepare", refuse)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        made = [sgd_launch_and_copy(stream) for _ in range(3)]
+        for launch, copy, _ in made:
+            launch()
+            copy()
+        stream.synchronize()
+    found = fallback_warnings(caught)
+    assert len(found) == 2, found
+    assert "kernel launches" in found[0] and "TypeError: internals differ" in found[0]
+    assert "copies" in found[1] and "TypeError: internals differ" in found[1]
+    assert all(w.category is RuntimeWarning for w in caught if "cannot prepare" in str(w.message))
+    for launch, copy, host in made:
+        assert not launch.fast and not copy.fast
+        assert np.all(host == 0)

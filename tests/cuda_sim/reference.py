@@ -41,7 +41,7 @@ def n_params(widths):
 
 
 def head(Z, y, task):
-    """(per-sample losses, per-sample right (bool), dL/dZ) in float64."""
+    """(per-sample losses, per-sample correct (bool), dL/dZ) in float64."""
     if task == "binary":
         z, t = Z[:, 0], y.astype(np.float64)
         loss = np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))
@@ -60,13 +60,13 @@ def head(Z, y, task):
 
 
 def loss_grad(widths, act, task, params, X, y):
-    """(loss sum, right, gradient SUM over rows) of the whole network, in float64."""
+    """(loss sum, correct, gradient SUM over rows) of the whole network, in float64."""
     layers = layer_views(widths, np.asarray(params, dtype=np.float64))
     A = [np.asarray(X, dtype=np.float64)]
     for l, (W, b) in enumerate(layers):
         Z = A[-1] @ W + b
         A.append(Z if l == len(layers) - 1 else activate(Z, act))
-    losses, right, dZ = head(A[-1], y, task)
+    losses, correct, dZ = head(A[-1], y, task)
     grad = np.zeros(n_params(widths))
     grads = layer_views(widths, grad)
     for l in range(len(layers) - 1, -1, -1):
@@ -75,7 +75,7 @@ def loss_grad(widths, act, task, params, X, y):
         db[:] = dZ.sum(axis=0)
         if l > 0:
             dZ = (dZ @ layers[l][0].T) * derivative_from_output(A[l], act)
-    return losses.sum(), int(right.sum()), grad
+    return losses.sum(), int(correct.sum()), grad
 
 
 def random_problem(rng, widths, task, rows):
