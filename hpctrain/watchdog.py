@@ -22,8 +22,10 @@ import numpy as np
 from mpi4py import MPI
 
 from .errors import EXIT_FAILED
+from .metrics import PHASES as STEP_PHASES
 
-PHASES = ("start", "data", "compute", "allreduce", "update", "validation", "checkpoint", "end")
+# The step's phases (metrics.PHASES) and the moments between steps a rank can be caught in.
+PHASES = ("start", *STEP_PHASES, "validation", "checkpoint", "end")
 PHASE_CODE = {name: i for i, name in enumerate(PHASES)}
 FLOOR_S, STEPS_OF_SLACK = 120.0, 50
 HEARTBEAT_TAG = 77
