@@ -37,6 +37,15 @@ class StopRequests:
     def name(self) -> str:
         return signal.Signals(self.signum).name if self.signum else "a signal on another rank"
 
+    def agree(self, comm) -> str:
+        """Collective, once every rank has seen the stop: the signal's name as one rank got
+        it (the highest number if ranks got different ones), the same on every rank, so
+        rank 0 can record it even when the signal reached only another rank."""
+        from mpi4py import MPI
+
+        self.signum = comm.allreduce(self.signum, op=MPI.MAX)
+        return self.name()
+
     def ignore_further(self) -> None:
         """Once stopping, more signals must not kill the process on its way out, e.g. while
         another rank still writes the checkpoint: ignored at the C level, which (unlike a

@@ -60,6 +60,7 @@ def prepare(cfg: TrainConfig, comm, warn, lock) -> Job:
     resume_from = None
     if cfg.resume and ckpt.list_checkpoints(cfg.out):
         resume_from = ckpt.newest_good(cfg.out, model, warn=warn)
+        warn(f"hpctrain: resuming from step {resume_from.step} ({resume_from.path})")
     elif cfg.resume:  # e.g. a requeued job that never reached its first checkpoint
         warn(f"hpctrain: note: --resume: no checkpoint in {cfg.out}; starting at step 0")
     n_train = dataset.rows("train")

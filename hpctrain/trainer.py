@@ -78,6 +78,7 @@ class Trainer:
         self.saved_at, self.saved_step = 0.0, self.first_step
         self.signals = StopRequests()
         self.stopped_at = None
+        self.stop_signal = None
         self.records = RunRecords(comm, out, cfg.log_every, self.first_step, self.total_steps,
                                   time.perf_counter() if started is None else started)
 
@@ -124,6 +125,7 @@ class Trainer:
             if totals.stop:  # every rank sees it at this same step: checkpoint it, stop
                 self.stopped_at = last
                 self.signals.ignore_further()
+                self.stop_signal = self.signals.agree(self.comm)
                 self.save_checkpoint(last)
                 return
             if k + 1 == self.steps_per_epoch and self.val is not None:
@@ -204,6 +206,7 @@ class Trainer:
             "dataset": os.path.abspath(cfg.data) if cfg.data else None,
             "mpi_library": mpi_library(),
             "stopped_at_step": self.stopped_at,
+            "stop_signal": self.stop_signal,
             "restarts": settings.get("HPCTRAIN_RESTART"),
         }
         if cfg.allreduce == "auto":

@@ -42,6 +42,9 @@ def train(cfg: TrainConfig, comm=None, started: float | None = None) -> dict | N
             trainer = Trainer(cfg, comm, job.model, job.rows, job.device, job.val,
                               job.resume_from, out=cfg.out, started=started)
             summary = trainer.run()
+            # nobody leaves before rank 0 has written everything: under srun
+            # --kill-on-bad-exit, one rank's exit 3 would end rank 0's writes
+            comm.Barrier()
     finally:
         lock.release()
     if trainer.stopped_at is not None:

@@ -3,7 +3,8 @@
 The recipe: Debian's SLURM 22.05 with AuthType=auth/none and CredType=cred/none (no munge),
 process tracking without cgroups (no systemd needed), MpiDefault=pmi2 (with `none`, plain
 `srun python` silently starts size-1 programs), MinJobAge=4 (so finished jobs leave the queue
-quickly), and every state, spool, pid and log path under the scratch directory, on ports
+quickly), a random FirstJobId (first_job_id says why), and every state, spool, pid and log
+path under the scratch directory, on ports
 picked free, so that two test sessions on one machine never meet. Clients find this cluster
 through SLURM_CONF, which `env()` sets; jobs inherit it from sbatch's default `--export=ALL`.
 
@@ -16,6 +17,7 @@ through SLURM_CONF, which `env()` sets; jobs inherit it from sbatch's default `-
 
 import getpass
 import os
+import random
 import shutil
 import signal
 import socket
@@ -48,6 +50,7 @@ JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
 ReturnToService=2
 MinJobAge=4
+FirstJobId={first_job_id}
 MailProg=/bin/true
 StateSaveLocation={root}/state
 SlurmdSpoolDir={root}/spool
@@ -66,6 +69,14 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def first_job_id() -> int:
+    """Job ids unique across test sessions, as on a real cluster. MPICH names its shared
+    memory after the PMI job name, which under srun is JOBID.STEP: a fresh cluster starting
+    at job 1 again meets the segment a killed rank of an earlier session's job 1 left in
+    /dev/shm, and MPI_Init fails ("invalid bandwidth", "message truncated")."""
+    return random.randrange(10_000, 60_000_000)  # SLURM's MaxJobId is 67,043,328
 
 
 def missing_binaries() -> list[str]:
@@ -136,7 +147,15 @@ class SlurmCluster:
         with open(self.conf, "w") as out:
             out.write(_CONF.format(host=self.host, root=self.root, user=getpass.getuser(),
                                    cpus=os.cpu_count() or 1, ctld_port=free_port(),
-                                   slurmd_port=free_port()))
+                                   slurmd_port=free_port(), first_job_id=first_job_id()))
+
+    @staticmethod
+    def step_daemons(job_id) -> list[str]:
+        """The job's slurmstepd processes still alive on this (the only) node, by their
+        titles, "slurmstepd: [JOBID.STEP]"; SLURM reports a node idle before they exit."""
+        proc = subprocess.run(["pgrep", "-a", "-f", rf"slurmstepd: \[{job_id}\."],
+                              capture_output=True, text=True, timeout=10)
+        return proc.stdout.splitlines()
 
     def _wait_idle(self, timeout) -> bool:
         deadline = time.monotonic() + timeout

@@ -14,6 +14,7 @@ import re
 import shutil
 import sys
 import tempfile
+import time
 
 import pytest
 from helpers import REPO, child_env
@@ -54,14 +55,25 @@ def tiny_data(tmp_path_factory):
 
 def job_env(**extra):
     """What a user's shell has at sbatch time: hpctrain's Python and its bin/ on PATH."""
-    return child_env(HPCTRAIN_PYTHON=sys.executable, **extra)
+    return child_env(**{"HPCTRAIN_PYTHON": sys.executable, **extra})
 
 
-def wait_ok(cluster, job_ids):
+def wait_ok(cluster, job_ids, timeout=JOB_TIMEOUT):
     try:
-        cluster.wait(job_ids, timeout=JOB_TIMEOUT)
+        cluster.wait(job_ids, timeout=timeout)
     except TimeoutError as err:
-        pytest.fail(f"{err}\n{cluster.run(['squeue'], check=False).stdout}")
+        queue = cluster.run(["squeue"], check=False).stdout
+        # a stuck job would hold the node and fail every later test here too
+        cluster.run(["scancel", *job_ids], check=False)
+        pytest.fail(f"{err}\n{queue}")
+
+
+def wait_until(condition, what, timeout=JOB_TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"waited {timeout} s for {what}")
+        time.sleep(0.2)
 
 
 @pytest.mark.parametrize("launcher", ["srun", "mpiexec"])
@@ -82,6 +94,87 @@ def test_train_sbatch_runs_two_ranks(slurm, tiny_data, tmp_path, launcher):
     assert summary["ranks"] == 2 and summary["global_batch"] == 32 and summary["steps"] == 4
     assert summary["hosts"] == [slurm.host]
     assert (run / "config.json").exists() and (run / "metrics.jsonl").exists()
+
+
+LONG_TRAIN = "--hidden 8 --batch-size 16 --steps 300000 --log-every 1000 --allreduce ring"
+
+
+def started_training(run):
+    metrics = run / "metrics.jsonl"
+    return metrics.exists() and metrics.stat().st_size > 0
+
+
+@pytest.mark.parametrize("launcher", ["srun", "mpiexec"])
+def test_the_time_limit_signal_checkpoints_requeues_and_resumes(slurm, tiny_data, tmp_path,
+                                                                launcher):
+    """USR1 to the job's steps, as --signal=USR1@120 sends it before the time limit: the
+    ranks stop at one step, rank 0 checkpoints, the script requeues the job, and the second
+    start resumes from that checkpoint and finishes the run."""
+    run = tmp_path / "run"
+    env = job_env(HPCTRAIN_DATA=tiny_data, HPCTRAIN_RUN=run, HPCTRAIN_ARGS=LONG_TRAIN,
+                  HPCTRAIN_LAUNCHER=launcher)
+    job = slurm.sbatch(["--ntasks", "2", "--output", tmp_path / "job.out", TRAIN_SBATCH],
+                       env=env, cwd=tmp_path)
+    output = tmp_path / "job.out"
+    try:
+        wait_until(lambda: started_training(run), "the training to start")
+        slurm.run(["scancel", "--signal=USR1", job])  # the steps, not the batch shell
+        wait_until(lambda: "requeueing it" in output.read_text(), "the requeue")
+        wait_until(lambda: slurm.job_state(job) == "PENDING", "the job to pend again")
+        # SLURM holds a requeued job ~2 min so the first start's step daemon is gone before
+        # the second start reuses its name (JOBID.0; its exit would unlink the new step's
+        # PMI socket): skip the hold only once it is.
+        wait_until(lambda: not slurm.step_daemons(job), "the first start's steps to end")
+        slurm.run(["scontrol", "update", f"JobId={job}", "StartTime=now"])
+        wait_ok(slurm, [job])
+    finally:
+        slurm.run(["scancel", job], check=False)
+
+    text = output.read_text()
+    first, second = text.split(f"hpctrain job {job}: stopped at the time limit")
+    stopped = re.search(r"stopped at step (\d+) of 300000 on SIGUSR1", first)
+    assert stopped and f"hpctrain job {job}: exit 3" in first, text
+    assert f"resuming from step {stopped[1]}" in second, text  # the log was appended to
+    assert f"hpctrain job {job}: exit 0" in second, text
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == 300000 and summary["stopped_at_step"] is None
+
+
+def test_cancelling_a_job_checkpoints_and_does_not_requeue(slurm, tiny_data, tmp_path):
+    """scancel sends SIGTERM to every step and the batch shell: the run stops checkpointed
+    (exit 3), and the script leaves requeueing to SLURM, which does not requeue a cancel."""
+    run = tmp_path / "run"
+    env = job_env(HPCTRAIN_DATA=tiny_data, HPCTRAIN_RUN=run, HPCTRAIN_ARGS=LONG_TRAIN)
+    job = slurm.sbatch(["--ntasks", "2", "--output", tmp_path / "job.out", TRAIN_SBATCH],
+                       env=env, cwd=tmp_path)
+    try:
+        wait_until(lambda: started_training(run), "the training to start")
+        slurm.run(["scancel", "--signal=TERM", job])
+        wait_ok(slurm, [job])
+    finally:
+        slurm.run(["scancel", job], check=False)
+
+    text = (tmp_path / "job.out").read_text()
+    assert re.search(r"stopped at step \d+ of 300000 on SIGTERM", text), text
+    assert f"hpctrain job {job}: exit 3" in text and "requeueing" not in text, text
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["stop_signal"] == "SIGTERM"
+    assert os.listdir(run / "checkpoints")
+
+
+def test_a_task_that_dies_before_mpi_init_ends_the_job(slurm, tiny_data, tmp_path):
+    """Task 1 exits before it ever reaches MPI_Init (as when MPI_Init itself fails on one
+    rank): rank 0 would wait in MPI_Init forever; srun --kill-on-bad-exit ends the job."""
+    python = tmp_path / "python"
+    python.write_text(f'#!/bin/sh\n[ "$SLURM_PROCID" = 1 ] && exit 7\nexec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+    env = job_env(HPCTRAIN_DATA=tiny_data, HPCTRAIN_RUN=tmp_path / "run",
+                  HPCTRAIN_ARGS=TINY_TRAIN, HPCTRAIN_PYTHON=python)
+    job = slurm.sbatch(["--ntasks", "2", "--output", tmp_path / "job.out", TRAIN_SBATCH],
+                       env=env, cwd=tmp_path)
+    wait_ok(slurm, [job], timeout=60)
+    text = (tmp_path / "job.out").read_text()
+    assert re.search(rf"hpctrain job {job}: exit [1-9]", text), text
 
 
 def test_bench_scaling_launches_with_srun(slurm, tiny_data, tmp_path):
