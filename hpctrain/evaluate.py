@@ -8,12 +8,13 @@ from .data import open_dataset
 from .errors import InputError
 from .failures import collective_check
 from .model import MLP
+from .world import root_warning
 
 
 def load_for_dataset(data, checkpoint, split, comm):
     """Every input check of `evaluate`, on every rank: the checkpoint must fit the dataset."""
     dataset = open_dataset(data)
-    state = ckpt.load(checkpoint)
+    state = ckpt.open_checkpoint(checkpoint, warn=root_warning(comm))
     model = MLP.from_spec(state.model_spec)
     spec = state.model_spec
     if spec["features"] != dataset.features or spec["task"] != dataset.task:

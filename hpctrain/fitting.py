@@ -25,7 +25,7 @@ from .predict import standardize
 from .rundir import config_record
 from .startup import RankRows
 from .trainer import Trainer
-from .world import world
+from .world import root_warning, world
 
 TASKS = ("binary", "multiclass", "regression")
 
@@ -154,10 +154,11 @@ class FittedModel:
 
 
 def load(path, comm=None) -> FittedModel:
-    """A checkpoint (from `hpctrain train` or `save`) as a FittedModel, for inference."""
-    state = ckpt.load(path)
+    """A checkpoint (from `hpctrain train` or `save`; a file, a run directory or its
+    checkpoints/) as a FittedModel, for inference."""
+    comm = world() if comm is None else comm
+    state = ckpt.open_checkpoint(path, warn=root_warning(comm))
     config = TrainConfig.from_dict({k: v for k, v in state.config.items()
                                     if k in TrainConfig.__dataclass_fields__})
     model = MLP.from_spec(state.model_spec)
-    return FittedModel(model, state.params, world() if comm is None else comm, config,
-                       state.optimizer_state)
+    return FittedModel(model, state.params, comm, config, state.optimizer_state)

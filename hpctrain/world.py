@@ -46,3 +46,11 @@ def hosts(comm) -> list[str]:
     from mpi4py import MPI
 
     return sorted(set(comm.allgather(MPI.Get_processor_name())))
+
+
+def root_warning(comm):
+    """A `warn(message)` that prints to stderr on rank 0 and does nothing elsewhere, so a
+    note every rank reaches is printed once."""
+    if comm.Get_rank() != 0:
+        return lambda message: None
+    return lambda message: print(message, file=sys.stderr, flush=True)
