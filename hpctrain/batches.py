@@ -13,8 +13,57 @@ has run out of rows gets an empty batch and contributes a zero gradient with cou
 """
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class EpochClock:
+    """step -> (epoch, step within the epoch): where a run is in its passes over the data.
+
+    A fresh run starts at step 0 of epoch 0. A resumed run starts its clock at the
+    checkpoint's step, in the checkpoint's epoch, at the position in that epoch that matches
+    the rows already seen: `--epochs E` then means E passes over the data whatever rank
+    counts (and so steps per epoch) the run went through.
+    """
+
+    steps_per_epoch: int
+    first_step: int = 0
+    first_epoch: int = 0
+    first_in_epoch: int = 0
+
+    def at(self, step: int) -> tuple[int, int]:
+        passed = step - self.first_step + self.first_in_epoch
+        return self.first_epoch + passed // self.steps_per_epoch, passed % self.steps_per_epoch
+
+    def end_of_epoch(self, epochs: int) -> int:
+        """The step at which `epochs` passes over the data are complete."""
+        return (self.first_step + (epochs - self.first_epoch) * self.steps_per_epoch
+                - self.first_in_epoch)
+
+    @classmethod
+    def resumed(cls, steps_per_epoch: int, global_batch: int, checkpoint):
+        """The clock of a run continuing from `checkpoint` (a fresh clock for None), and a
+        note when its position could only be matched approximately."""
+        if checkpoint is None:
+            return cls(steps_per_epoch), None
+        saved = checkpoint.rng
+        epoch, k, note = checkpoint.epoch, checkpoint.step_in_epoch, None
+        same_plan = (saved.get("steps_per_epoch", steps_per_epoch) == steps_per_epoch
+                     and saved.get("global_batch", global_batch) == global_batch)
+        if not same_plan:
+            # Another rank count or global batch: continue the epoch after as many of the new
+            # global batches as rows were already seen in it.
+            seen = saved.get("samples_in_epoch", k * saved.get("global_batch", global_batch))
+            k = min(round(seen / global_batch), steps_per_epoch)
+            note = (f"the checkpoint was made with global batch {saved.get('global_batch')} "
+                    f"and {saved.get('steps_per_epoch')} steps per epoch; epoch {epoch + 1} "
+                    f"continues at its step {k + 1} of {steps_per_epoch} ({seen:.0f} of its "
+                    f"rows were seen)")
+        if k >= steps_per_epoch:
+            epoch, k = epoch + 1, 0
+        return cls(steps_per_epoch, checkpoint.step, epoch, k), note
 
 
 def local_batch_size(global_batch: int, rank: int, size: int) -> int:
@@ -99,15 +148,15 @@ class Batches:
     Plans of the current and the next epoch are kept.
     """
 
-    def __init__(self, plan, X, y, max_rows: int, steps_per_epoch: int, total_steps: int,
+    def __init__(self, plan, X, y, max_rows: int, clock: EpochClock, total_steps: int,
                  prefetch=None):
-        self.plan, self.steps_per_epoch, self.total_steps = plan, steps_per_epoch, total_steps
+        self.plan, self.clock, self.total_steps = plan, clock, total_steps
         self.prefetch = prefetch
         self.gather = BatchGather(X, y, max_rows, slots=2 if prefetch else 1)
         self.epoch_plans, self.pending = {}, None
 
     def rows_for(self, step: int) -> np.ndarray:
-        epoch, k = divmod(step, self.steps_per_epoch)
+        epoch, k = self.clock.at(step)
         if epoch not in self.epoch_plans:
             if len(self.epoch_plans) >= 2:
                 self.epoch_plans.pop(min(self.epoch_plans))

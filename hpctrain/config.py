@@ -2,12 +2,181 @@
 
 import dataclasses
 import json
+import math
+import numbers
+import os
 import tomllib
 from dataclasses import dataclass, field
 
 from .errors import InputError
 
 DEFAULT_EPOCHS = 5
+
+# The choices of the string options. Plain tuples here (config is imported before NumPy, Numba
+# and MPI load); tests/test_cli.py keeps them equal to the modules' own lists.
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "identity")
+TASKS = ("binary", "multiclass", "regression")
+OPTIMIZERS = ("adam", "sgd")
+ALLREDUCES = ("auto", "ring", "doubling", "tree", "native", "shm")
+MAX_INT = 2**53  # far above any real size or count; keeps every int exact in JSON and int64
+MAX_THREADS = 4096
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What one field accepts: its type, its range, whether None (left out) is allowed."""
+
+    kind: str  # int | float | bool | path | choice | hidden | table
+    low: float | None = None  # inclusive minimum
+    high: float | None = None  # inclusive maximum
+    below: float | None = None  # exclusive maximum
+    above: float | None = None  # exclusive minimum
+    choices: tuple = ()
+    optional: bool = False
+
+    def expects(self) -> str:
+        """'an integer >= 1', 'a finite number in [0, 1)', 'one of adam, sgd', ..."""
+        if self.kind == "choice":
+            return f"one of {', '.join(self.choices)}"
+        fixed = {"bool": "true or false", "path": "a path (a string)", "table": "a table",
+                 "hidden": "positive integers, comma-separated ('64,64') or a list ([64, 64])"}
+        if self.kind in fixed:
+            return fixed[self.kind]
+        what = "an integer" if self.kind == "int" else "a finite number"
+        low = f"[{self.low:g}" if self.low is not None else \
+            f"({self.above:g}" if self.above is not None else None
+        high = f"{self.below:g})" if self.below is not None else \
+            f"{self.high:g}]" if self.high is not None and self.high < MAX_INT else None
+        if low and high:
+            return f"{what} in {low}, {high}"
+        if low:
+            return f"{what} {'>=' if low[0] == '[' else '>'} {low[1:]}"
+        return what
+
+    def check(self, value):
+        """(the value as the field holds it, whether it is acceptable)."""
+        if value is None:
+            return (None, True) if self.optional else (None, False)
+        kind = self.kind
+        if kind == "bool":
+            return value, isinstance(value, bool)
+        if kind == "choice":
+            return value, isinstance(value, str) and value in self.choices
+        if kind == "path":
+            ok = isinstance(value, (str, os.PathLike))
+            return (os.fspath(value) if ok else None), ok
+        if kind == "table":
+            return value, isinstance(value, dict)
+        if kind == "hidden":
+            try:
+                sizes = parse_hidden(value)
+            except InputError:
+                return None, False
+            return sizes, all(s <= MAX_INT for s in sizes)
+        # numbers: a bool is not a number here, a float is not an integer
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            return None, False
+        if kind == "int":
+            if not isinstance(value, numbers.Integral):
+                return None, False
+            value = int(value)
+        else:
+            value = float(value)
+            if not math.isfinite(value):
+                return value, False
+        ok = ((self.low is None or value >= self.low)
+              and (self.above is None or value > self.above)
+              and (self.below is None or value < self.below)
+              and (self.high is None or value <= self.high))
+        return value, ok
+
+
+def _int(low, optional=False, high=MAX_INT):
+    return Rule("int", low=low, high=high, optional=optional)
+
+
+def _float(low=None, above=None, below=None, optional=False):
+    return Rule("float", low=low, above=above, below=below, optional=optional)
+
+
+# Every field of TrainConfig -> what it accepts. Checked for the flags, the --config TOML, the
+# config.json of a resumed run and TrainConfig.validate (the Python API) alike.
+RULES = {
+    "data": Rule("path"),
+    "out": Rule("path"),
+    "hidden": Rule("hidden"),
+    "activation": Rule("choice", choices=ACTIVATIONS),
+    "task": Rule("choice", choices=TASKS, optional=True),
+    "optimizer": Rule("choice", choices=OPTIMIZERS),
+    "lr": _float(above=0),
+    "momentum": _float(low=0, below=1),
+    "weight_decay": _float(low=0),
+    "batch_size": _int(1),
+    "global_batch": _int(1, optional=True),
+    "epochs": _int(1, optional=True),
+    "steps": _int(1, optional=True),
+    "seed": _int(0),
+    "shuffle": Rule("choice", choices=("local", "global")),
+    "lr_scaling": Rule("choice", choices=("none", "linear")),
+    "warmup_steps": _int(0),
+    "allreduce": Rule("choice", choices=ALLREDUCES),
+    "bucket_mb": _float(low=0),
+    "device": Rule("choice", choices=("cpu", "cuda", "auto")),
+    "threads": _int(1, optional=True, high=MAX_THREADS),
+    "log_every": _int(1),
+    "checkpoint_every": _int(0),
+    "checkpoint_every_s": _float(low=0),
+    "keep_checkpoints": _int(0),
+    "stall_timeout": _float(low=0, optional=True),
+    "resume": Rule("bool"),
+    "force": Rule("bool"),
+    "extra": Rule("table"),
+}
+
+
+def flag(name: str) -> str:
+    """batch_size -> --batch-size"""
+    return "--" + name.replace("_", "-")
+
+
+def shown(value) -> str:
+    """A value as the user wrote it: true, "2", 1.5, nan."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(shown(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "a table"
+    return f"{value!r} ({type(value).__name__})"
+
+
+def check_field(name: str, value, label: str | None = None, path=None):
+    """The field's value, normalized (an int lr becomes a float, '64,64' a tuple); else an
+    InputError naming `label` (default: the flag) and the file `path`, if any."""
+    rule = RULES[name]
+    normalized, ok = rule.check(value)
+    if not ok:
+        raise InputError(f"{label or flag(name)} must be {rule.expects()}, got {shown(value)}",
+                         path)
+    return normalized
+
+
+def check_values(values: dict, path=None, where: str = "", keys: dict | None = None) -> dict:
+    """Check every key of a dict of field values (a TOML table, a saved config.json): unknown
+    keys and bad values are an InputError naming the key as written (`keys`: field -> the
+    key in the file) and the file."""
+    keys = keys or {}
+    unknown = sorted(keys.get(k, k) for k in values if k not in RULES)
+    if unknown:
+        raise InputError(f"{where}unknown key{'s' if len(unknown) > 1 else ''} "
+                         f"{', '.join(unknown)} (the keys are the long option names, e.g. "
+                         f"batch-size)", path)
+    return {name: check_field(name, value, f"{where}{keys.get(name, name)}", path)
+            for name, value in values.items()}
 
 
 @dataclass
@@ -32,7 +201,7 @@ class TrainConfig:
     allreduce: str = "auto"  # measured per size class at start-up, cached per machine
     bucket_mb: float = 0.0  # > 0: overlap the allreduce with backward, in buckets this big
     device: str = "cpu"
-    threads: int = 1
+    threads: int | None = None  # None: runtime.resolve_threads (SLURM_CPUS_PER_TASK, ...)
     log_every: int = 10
     checkpoint_every: int = 0  # steps; 0: by time and at the end only
     checkpoint_every_s: float = 600.0  # seconds: a kill -9 loses at most this much; 0: off
@@ -56,58 +225,49 @@ class TrainConfig:
             d["hidden"] = parse_hidden(d["hidden"])
         return cls(**d)
 
-    def total_steps(self, steps_per_epoch: int) -> int:
+    def total_steps(self, clock) -> int:
         """--steps alone means exactly that many steps (epochs as needed); --epochs alone
-        means whole epochs (default 5); both: whichever ends first."""
+        means whole passes over the data (default 5); both: whichever ends first. `clock`
+        (batches.EpochClock) says which step ends an epoch, also after a resume at another
+        rank count."""
         if self.epochs is None:
-            return self.steps if self.steps else DEFAULT_EPOCHS * steps_per_epoch
-        total = steps_per_epoch * self.epochs
+            return self.steps if self.steps else clock.end_of_epoch(DEFAULT_EPOCHS)
+        total = clock.end_of_epoch(self.epochs)
         return min(total, self.steps) if self.steps else total
 
     def validate(self) -> None:
-        """Flag values that can never work, before any rank touches data."""
-        positive = {"batch_size": self.batch_size, "lr": self.lr,
-                    "log_every": self.log_every, "threads": self.threads}
-        for name, value in positive.items():
-            if value is None or value <= 0:
-                raise InputError(f"--{name.replace('_', '-')} must be positive, got {value}")
-        for name in ("global_batch", "steps", "epochs"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise InputError(f"--{name.replace('_', '-')} must be positive, got {value}")
-        if min(self.checkpoint_every, self.checkpoint_every_s, self.keep_checkpoints,
-               self.warmup_steps, self.weight_decay, self.bucket_mb) < 0:
-            raise InputError("--checkpoint-every, --checkpoint-every-s, --keep-checkpoints, "
-                             "--warmup-steps, --weight-decay and --bucket-mb must be >= 0")
-        if self.stall_timeout is not None and not self.stall_timeout >= 0:
-            raise InputError(f"--stall-timeout must be >= 0, got {self.stall_timeout}")
-        if not 0 <= self.momentum < 1:
-            raise InputError(f"--momentum must be in [0, 1), got {self.momentum}")
-        choices = {"shuffle": ("local", "global"), "lr_scaling": ("none", "linear"),
-                   "device": ("cpu", "cuda", "auto")}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise InputError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}")
+        """Flag values that can never work, before any rank touches data: every field's type
+        and range (RULES), one InputError naming the option."""
+        for name in RULES:
+            setattr(self, name, check_field(name, getattr(self, name)))
 
 
 def parse_hidden(value) -> tuple:
-    """'64,64' or [64, 64] -> (64, 64); '' or 'none' -> () (a linear model)."""
+    """'64,64' or [64, 64] (or 64) -> (64, 64); '' or 'none' -> () (a linear model).
+    Sizes are whole numbers: 1.5 or true is an InputError, not 1."""
     if isinstance(value, (list, tuple)):
         items = list(value)
-    else:
+    elif isinstance(value, str) or (isinstance(value, numbers.Integral)
+                                    and not isinstance(value, bool)):
         text = str(value).strip().lower()
         items = [] if text in ("", "none", "0") else text.split(",")
-    try:
-        sizes = tuple(int(v) for v in items)
-    except ValueError:
-        raise InputError(f"--hidden must be comma-separated integers, got {value!r}") from None
+    else:
+        items = [value]
+    sizes = []
+    for item in items:
+        if isinstance(item, str) and item.strip().lstrip("+-").isdecimal():
+            item = int(item.strip())
+        if isinstance(item, bool) or not isinstance(item, numbers.Integral):
+            raise InputError(f"--hidden must be comma-separated integers, got {value!r}")
+        sizes.append(int(item))
     if any(s <= 0 for s in sizes):
         raise InputError(f"--hidden sizes must be positive, got {value!r}")
-    return sizes
+    return tuple(sizes)
 
 
 def load_toml(path) -> dict:
-    """A TOML config file's [train] table (or its top level): keys are the long flag names."""
+    """A TOML config file's [train] table (or its top level): keys are the long flag names,
+    with - or _. Every key and value is checked here, naming the file and the key."""
     try:
         with open(path, "rb") as f:
             doc = tomllib.load(f)
@@ -115,5 +275,14 @@ def load_toml(path) -> dict:
         raise InputError(f"cannot read config: {err.strerror}", path) from None
     except tomllib.TOMLDecodeError as err:
         raise InputError(f"not valid TOML: {err}", path) from None
-    table = doc.get("train", doc)
-    return {k.replace("-", "_"): v for k, v in table.items()}
+    except UnicodeDecodeError:
+        raise InputError("not valid TOML: not UTF-8 text", path) from None
+    where = ""
+    if "train" in doc:
+        if not isinstance(doc["train"], dict):
+            raise InputError(f"train must be a table ([train] on a line of its own, then "
+                             f"key = value lines), got {shown(doc['train'])}", path)
+        doc, where = doc["train"], "[train] "
+    keys = {k.replace("-", "_"): k for k in doc}
+    values = {k.replace("-", "_"): v for k, v in doc.items()}
+    return check_values(values, path, where, keys)

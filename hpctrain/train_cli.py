@@ -11,17 +11,21 @@ import time
 import click
 
 from . import runtime
-from .config import TrainConfig, load_toml, parse_hidden
+from .config import (  # the choices click shows: config's plain tuples (see there)
+    ACTIVATIONS,
+    ALLREDUCES,
+    MAX_THREADS,
+    OPTIMIZERS,
+    TASKS,
+    TrainConfig,
+    check_values,
+    load_toml,
+    parse_hidden,
+)
 from .errors import InputError
 from .world import world
 
 STARTED = time.perf_counter()
-# The choices as click shows them (the tests keep them equal to the modules' own lists,
-# which cannot be imported here without loading NumPy, Numba and MPI).
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "identity")
-TASKS = ("binary", "multiclass", "regression")
-OPTIMIZERS = ("adam", "sgd")
-ALLREDUCES = ("auto", "ring", "doubling", "tree", "native", "shm")
 
 
 def train_options(f):
@@ -73,8 +77,10 @@ def train_options(f):
         click.option("--device", default=d.device, show_default=True,
                      type=click.Choice(("cpu", "cuda", "auto")),
                      help="Where the kernels run (auto: a GPU if one is usable)."),
-        click.option("--threads", type=int, default=d.threads, show_default=True,
-                     help="Numba/BLAS threads per rank."),
+        click.option("--threads", type=int, default=None,
+                     help=f"Numba/BLAS threads per rank, 1 to {MAX_THREADS} (default: "
+                          "$SLURM_CPUS_PER_TASK, else $NUMBA_NUM_THREADS, else "
+                          "$OMP_NUM_THREADS, else 1)."),
         click.option("--log-every", type=int, default=d.log_every, show_default=True,
                      help="Steps between metrics.jsonl lines (and progress lines)."),
         click.option("--checkpoint-every-s", type=float, default=d.checkpoint_every_s,
@@ -98,7 +104,9 @@ def train_options(f):
 
 
 def build_config(ctx, flags: dict) -> TrainConfig:
-    """Defaults < the resumed run's config.json < --config TOML < flags given on the line."""
+    """Defaults < the resumed run's config.json < --config TOML < flags given on the line.
+    Every value is checked (config.RULES) before anything starts: an InputError names the
+    flag, or the file and its key."""
     given = {k: v for k, v in flags.items()
              if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT}
     given.pop("config_file", None)
@@ -106,9 +114,10 @@ def build_config(ctx, flags: dict) -> TrainConfig:
     if flags.get("resume") and flags.get("out"):
         saved = os.path.join(flags["out"], "config.json")
         if os.path.exists(saved):
-            values.update(read_saved_config(saved))
-            values.pop("resume", None)
-            values.pop("force", None)
+            values.update(check_values(read_saved_config(saved), saved))
+            # how this start runs, not what the run is: the flags (and the job) decide
+            for name in ("resume", "force", "threads"):
+                values.pop(name, None)
     if flags.get("config_file"):
         values.update(load_toml(flags["config_file"]))
     values.update(given)
@@ -117,7 +126,9 @@ def build_config(ctx, flags: dict) -> TrainConfig:
     for required in ("data", "out"):
         if not values.get(required):
             raise InputError(f"--{required} is required")
-    return TrainConfig.from_dict(values)
+    cfg = TrainConfig.from_dict(values)
+    cfg.validate()
+    return cfg
 
 
 def read_saved_config(path) -> dict:
@@ -139,11 +150,21 @@ def read_saved_config(path) -> dict:
 @click.pass_context
 def train(ctx, **flags):
     """Train an MLP; run under mpiexec/mpirun/srun for data parallelism."""
-    cfg = build_config(ctx, flags)
+    try:
+        cfg = build_config(ctx, flags)
+        cfg.threads = runtime.resolve_threads(cfg.threads)  # recorded in config.json
+    except InputError as err:
+        # Every rank parses the same line and files and fails alike, before MPI starts:
+        # rank 0 alone says it (cli.report_error), every rank exits 2.
+        err.collective = True
+        raise
     runtime.configure(cfg.threads)
+    from .training import print_stderr
     from .training import train as run_training
 
-    summary = run_training(cfg, started=STARTED)
+    comm = world()
+    runtime.check_oversubscription(comm, cfg.threads, print_stderr)
+    summary = run_training(cfg, comm, started=STARTED)
     if summary is not None:
         final = summary["final"]
         parts = [f"{k} {v:.4f}" for k, v in sorted(final.items())]

@@ -11,6 +11,7 @@ the checkpoints (checkpoint.py).
 """
 
 import os
+import sys
 import time
 
 import numpy as np
@@ -18,7 +19,7 @@ from mpi4py import MPI
 
 from . import checkpoint as ckpt
 from . import settings
-from .batches import Batches, local_batch_size, make_plan
+from .batches import Batches, EpochClock, local_batch_size, make_plan
 from .comm import auto, get_allreduce
 from .config import TrainConfig
 from .engine import make_engine, warm_up
@@ -64,9 +65,18 @@ class Trainer:
         # Every rank must take the same number of steps, or one would wait in a collective
         # that another never enters: agree on the largest need.
         self.steps_per_epoch = max(comm.allreduce(plan.steps_needed(), op=MPI.MAX), 1)
-        self.total_steps = cfg.total_steps(self.steps_per_epoch)
-        self.batches = Batches(plan, rows.X, rows.y, max_rows, self.steps_per_epoch,
-                               self.total_steps, getattr(self.engine, "prefetch", None))
+        self.clock, note = EpochClock.resumed(self.steps_per_epoch, self.global_batch,
+                                              resume_from)
+        if note and self.is_root:
+            print(f"hpctrain: note: {note}", file=sys.stderr, flush=True)
+        self.total_steps = cfg.total_steps(self.clock)
+        self.batches = Batches(plan, rows.X, rows.y, max_rows, self.clock, self.total_steps,
+                               getattr(self.engine, "prefetch", None))
+        # the global rows this epoch has trained on so far: where a resume at another rank
+        # count (other steps per epoch) continues the epoch
+        self.samples_in_epoch = 0.0
+        if resume_from is not None:
+            self.samples_in_epoch = resume_from.rng.get("samples_in_epoch", 0.0)
         self.lr = LearningRate(cfg.lr, cfg.lr_scaling, self.global_batch, cfg.batch_size,
                                cfg.warmup_steps)
 
@@ -115,8 +125,9 @@ class Trainer:
         last = self.first_step
         for step in range(self.first_step, self.total_steps):
             began = time.perf_counter()
-            epoch, k = divmod(step, self.steps_per_epoch)
+            epoch, k = self.clock.at(step)
             totals = self.step(step, timer)
+            self.samples_in_epoch = (0.0 if k == 0 else self.samples_in_epoch) + totals.count
             last = step + 1
             seconds = time.perf_counter() - began
             self.watchdog.step_took(seconds)
@@ -188,9 +199,12 @@ class Trainer:
             return
         self.watchdog.at(step - 1, "checkpoint")
         self.saved_at, self.saved_step = time.monotonic(), step
-        epoch, k = divmod(step, self.steps_per_epoch)
+        epoch, k = self.clock.at(step)
         rng = {"seed": self.cfg.seed, "shuffle": self.cfg.shuffle, "epoch": epoch,
-               "step_in_epoch": k, "scheme": "numpy default_rng([seed, epoch(, rank)])"}
+               "step_in_epoch": k, "scheme": "numpy default_rng([seed, epoch(, rank)])",
+               "samples_in_epoch": self.samples_in_epoch if k else 0.0,
+               "global_batch": self.global_batch, "steps_per_epoch": self.steps_per_epoch,
+               "ranks": self.size}
         ckpt.save(self.out, self.model, self.engine.params_host(),
                   self.engine.optimizer_state(), step, epoch, k, rng, config_record(self.cfg))
         if self.cfg.keep_checkpoints:

@@ -36,6 +36,12 @@ def train(cfg: TrainConfig, comm=None, started: float | None = None) -> dict | N
         if job.standardization is not None:  # so that `predict` can take raw rows
             mean, std = job.standardization
             cfg.extra["standardization"] = {"mean": mean.tolist(), "std": std.tolist()}
+        # so that `predict` matches CSV columns by name and names the classes (a resumed
+        # run's config.json may hold an older dataset's: this dataset's names replace them)
+        names = collective_check(comm, column_names, cfg.data, job.model, warn)
+        for key in ("feature_names", "label_name", "label_names"):
+            cfg.extra.pop(key, None)
+        cfg.extra.update(names)
         with abort_on_failure(comm):  # from here on a failure on one rank aborts every rank
             if comm.Get_rank() == 0:
                 prepare_run_dir(cfg, job.resume_from.step if job.resume_from else None)
@@ -52,6 +58,40 @@ def train(cfg: TrainConfig, comm=None, started: float | None = None) -> dict | N
                       f"{trainer.signals.name()}; its checkpoint is in "
                       f"{os.path.join(cfg.out, 'checkpoints')}: continue with --resume")
     return summary
+
+
+def column_names(data, model, warn) -> dict:
+    """The dataset's recorded names, for cfg.extra: `feature_names` and `label_name` (from a
+    CSV import's header) and `label_names` (class id -> original label), each when present
+    and fitting the model; a malformed one is left out with a warning (predict then goes by
+    position / by class id, as without names)."""
+    from .data.format import read_manifest
+
+    manifest = read_manifest(data)
+    nested = manifest.get("extra")  # the importer writes them at top level; read both
+    found = {**(nested if isinstance(nested, dict) else {}), **manifest}
+    names = {}
+
+    def strings(key, count, kinds=(str,)):
+        value = found.get(key)
+        if value is None:
+            return None
+        if (isinstance(value, list) and all(isinstance(v, kinds) and not isinstance(v, bool)
+                                            for v in value)
+                and len(value) == count and len({str(v) for v in value}) == count):
+            return [str(v) for v in value]
+        warn(f"hpctrain: warning: {data}: manifest {key!r} is not {count} distinct names; "
+             f"not recorded")
+        return None
+
+    if features := strings("feature_names", model.features):
+        names["feature_names"] = features
+        if isinstance(found.get("label_name"), str):
+            names["label_name"] = found["label_name"]
+    if model.task != "regression" and (classes := strings("label_names", model.classes,
+                                                             (str, int, float))):
+        names["label_names"] = classes
+    return names
 
 
 def print_stderr(message: str) -> None:

@@ -126,7 +126,7 @@ def test_missing_and_unreadable_inputs(tmp_path):
     binary = tmp_path / "binary.csv"
     binary.write_bytes(b"a,y\n1,0\n\xff\xfe\x00garbage\n")
     raises(import_dataset, binary, out, label="y",
-           fragments=["binary.csv: near line", "not UTF-8"])
+           fragments=["binary.csv: line 3: not UTF-8 text (byte 0xff"])
     if os.geteuid() != 0:  # root reads anything
         locked = tmp_path / "locked.csv"
         locked.write_text("a,y\n1,0\n")

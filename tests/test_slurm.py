@@ -96,6 +96,20 @@ def test_train_sbatch_runs_two_ranks(slurm, tiny_data, tmp_path, launcher):
     assert (run / "config.json").exists() and (run / "metrics.jsonl").exists()
 
 
+def test_cpus_per_task_gives_each_rank_that_many_threads(slurm, tiny_data, tmp_path):
+    """train.sbatch's promise: --cpus-per-task C runs C threads per rank, with no --threads
+    (the default follows SLURM_CPUS_PER_TASK; config.json records the threads used)."""
+    run = tmp_path / "run"
+    env = job_env(HPCTRAIN_DATA=tiny_data, HPCTRAIN_RUN=run, HPCTRAIN_ARGS=TINY_TRAIN)
+    job = slurm.sbatch(["--ntasks", "1", "--ntasks-per-node", "1", "--cpus-per-task", "2",
+                        "--output", tmp_path / "job.out", TRAIN_SBATCH], env=env, cwd=tmp_path)
+    wait_ok(slurm, [job])
+    output = (tmp_path / "job.out").read_text()
+    assert f"hpctrain job {job}: exit 0" in output and "2 cpus per rank" in output, output
+    assert json.loads((run / "config.json").read_text())["threads"] == 2, output
+    assert "oversubscribe" not in output, output
+
+
 LONG_TRAIN = "--hidden 8 --batch-size 16 --steps 300000 --log-every 1000 --allreduce ring"
 
 

@@ -82,7 +82,12 @@ def test_evaluate_and_predict(binary, tmp_path):
         out = str(tmp_path / f"pred-{name}")
         check(run_cli(["predict", "--checkpoint", ckpt, "--input", tmp_path / name,
                        "--out", out]))
-        got = np.load(out) if out.endswith(".npy") else np.loadtxt(out, delimiter=",")
+        if out.endswith(".npy"):  # the model's array: P(y = 1) per row
+            got = np.load(out)
+        else:  # a header, then prediction, p_0, p_1 per row
+            with open(out) as f:
+                assert f.readline().strip() == "prediction,p_0,p_1"
+            got = np.loadtxt(out, delimiter=",", skiprows=1)[:, 2]
         np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 

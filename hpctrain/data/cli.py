@@ -67,6 +67,12 @@ def synth(out, samples, features, classes, shards, val_fraction, test_fraction, 
 @click.option("--shards", type=click.IntRange(min=1), default=1, show_default=True,
               help="Shard files per split.")
 @click.option("--label", help="CSV: the name of the label column.")
+@click.option("--label-map", type=click.Choice(["auto"]),
+              help="CSV: the labels are class names (yes/no, benign/malignant): number "
+                   "them 0..C-1 in sorted order (kept in the manifest as extra.label_names).")
+@click.option("--index-col", "index_col", multiple=True, metavar="NAME",
+              help="CSV: drop this column unread, e.g. --index-col '' for the row index "
+                   "pandas' to_csv writes (repeatable).")
 @click.option("--labels", type=click.Path(), help=".npy input: the .npy file of labels.")
 @click.option("--task", type=click.Choice(["binary", "multiclass", "regression"]),
               help="Default: inferred from the labels (2 integer values: binary; more "
@@ -77,8 +83,8 @@ def synth(out, samples, features, classes, shards, val_fraction, test_fraction, 
               help="Scale features to mean 0, std 1 with train-split statistics (kept in "
                    "the manifest).")
 @split_options
-def import_(input, out, shards, label, labels, task, classes, standardize, val_fraction,
-            test_fraction, seed, force):
+def import_(input, out, shards, label, label_map, index_col, labels, task, classes,
+            standardize, val_fraction, test_fraction, seed, force):
     """Import INPUT: a CSV with a header row, an .npy (with --labels), or an .npz (X, y).
 
     A CSV is streamed twice (validate, then write) and never loaded whole.
@@ -90,7 +96,8 @@ def import_(input, out, shards, label, labels, task, classes, standardize, val_f
         manifest = import_dataset(input, out, shards=shards, label=label, labels=labels,
                                   task=task, classes=classes, standardize=standardize,
                                   val_fraction=val_fraction, test_fraction=test_fraction,
-                                  seed=seed, force=force, progress=step)
+                                  seed=seed, force=force, progress=step, index_col=index_col,
+                                  label_map=label_map)
     report_written(out, manifest)
 
 
@@ -109,7 +116,8 @@ def inspect(directory, verify):
         from .verify import verify_dataset
 
         count = verify_dataset(directory)
-        click.echo(f"verified  {count} shards: sha256, shapes and dtypes match the manifest")
+        click.echo(f"verified  {count} shards: sha256, shapes and dtypes match the manifest; "
+                   "features finite, labels in range")
 
 
 def describe(directory, manifest) -> list:

@@ -5,127 +5,223 @@ and learns the row count and what the labels look like; the second (`blocks`) yi
 for writing. Each chunk is parsed by numpy.loadtxt (fast, in C); if that fails, the chunk
 is parsed again cell by cell to name the exact line and column of the problem.
 Blank lines are skipped; quoted numbers ("1.5") are accepted; the delimiter is a comma.
+
+Memory is bounded whatever the file holds: a line is read with a limit (MAX_LINE_CHARS: a
+longer one is refused, naming it, before it is read whole), a chunk stops at CHUNK_CELLS
+cells or CHUNK_CHARS characters, and nothing is kept per row or per blank line. Columns
+named with --index-col are dropped without being parsed (an index may be text); class names
+in the label column (--label-map auto) are numbered by labels.LabelNames.
 """
 
 import csv
-import itertools
+import difflib
+import re
 
 import numpy as np
 
 from ..errors import InputError
 from .input_errors import check_finite, os_error
-from .labels import LabelSummary
+from .labels import LabelNames, LabelSummary
 
 # About 2M cells (16 MB as float64) per chunk, whatever the width of the file.
 CHUNK_CELLS = 1 << 21
+# ... and at most this many characters of text (lines padded with spaces stay bounded too).
+CHUNK_CHARS = 1 << 24
+# The longest line accepted, counting its line ending: 1 Mi characters hold some 60,000
+# numeric columns. A longer line is refused rather than read, so that a file with no line
+# breaks (one 2 GB "line") costs 1 MiB, not all of memory.
+MAX_LINE_CHARS = 1 << 20
+# pandas' DataFrame.to_csv writes the row index as a first column with an empty name; read
+# back and written again, that column is called 'Unnamed: 0'.
+_INDEX_NAME = re.compile(r"Unnamed: \d+")
+# What strict UTF-8 decoding cannot read becomes these code points with errors="surrogateescape".
+_UNDECODABLE = re.compile("[\\udc80-\\udcff]")
 
 
 class CsvSource:
-    def __init__(self, path, label: str, chunk_rows: int | None = None):
+    def __init__(self, path, label: str, chunk_rows: int | None = None, index_col=(),
+                 label_map: str | None = None):
         self.path = self.label_path = str(path)
         self.names = self._read_header()
         self.ncols = len(self.names)
-        self.label_index = self._find_label(label)
         self.label = label
-        self.feature_names = [n for i, n in enumerate(self.names) if i != self.label_index]
-        self.features = len(self.feature_names)
+        self.label_index = self._find_column(label, "label column", "--label")
+        self.dropped = set()
+        for name in index_col:  # every column of that name: pandas writes a MultiIndex as ',,'
+            found = self._find_column(name, "column", "--index-col", repeated=True)
+            if self.label_index in found:
+                raise InputError(f"--index-col {name!r} is the label column", path=self.path)
+            self.dropped.update(found)
+        keep = [i for i in range(self.ncols) if i != self.label_index and i not in self.dropped]
+        if not keep:
+            raise InputError("no feature columns besides the label", path=self.path)
+        self._refuse_index(self.names[keep[0]], keep[0])
+        self.feature_names = [self.names[i] for i in keep]
+        self.features = len(keep)
+        self._runs = _runs(keep)  # (first, stop, destination) of each run of kept columns
+        self.label_names = LabelNames() if label_map == "auto" else None
+        self.class_names = None  # the sorted class names, after scan() with --label-map
+        self._converters = {i: _ignored for i in self.dropped}
+        if self.label_names is not None:
+            self._converters[self.label_index] = self.label_names.id
         self.chunk_rows = chunk_rows or max(1, CHUNK_CELLS // self.ncols)
-        self.blank_lines = []  # line numbers of skipped blank lines, filled by scan()
+        self._lines = {}  # line number of each row scan()'s label summary may name
 
     # -- the two passes ----------------------------------------------------------------------
 
     def scan(self) -> tuple[int, LabelSummary]:
         """Validate every row; return (rows, label summary). InputError at the first fault."""
         summary, rows = LabelSummary(), 0
-        self.blank_lines = []
-        for _, y in self._rows(record_blanks=True):
-            summary.add(y)
+        self._lines = {}
+        for _, y, numbers in self._rows():
+            if self.label_names is None:
+                summary.add(y)
+                named = summary.named_rows()
+                self._lines = {row: self._lines.get(row) or numbers[row - rows]
+                               for row in named}
             rows += len(y)
         if rows == 0:
             raise InputError("empty input: a header but no data rows", path=self.path)
+        if self.label_names is not None:
+            self.class_names = self.label_names.freeze(self.label, self.path)
         return rows, summary
 
     def blocks(self):
         """(X float32 (m, D) C-contiguous, y float64 (m,)) in file order."""
-        return self._rows(record_blanks=False)
+        for X, y, _ in self._rows():
+            yield X, y
 
     def where(self, row: int) -> str:
         """'line N' of data row `row` (0-based), counting the header and blank lines."""
-        line = row + 2
-        for blank in self.blank_lines:  # sorted: each blank line at or before it shifts it
-            if blank > line:
-                break
-            line += 1
-        return f"line {line}"
+        line = self._lines.get(row)
+        return f"line {line}" if line is not None else f"data row {row + 1}"
 
     # -- reading -----------------------------------------------------------------------------
 
-    def _open(self):
+    def _open(self, errors="strict"):
         try:
-            # utf-8-sig drops the byte-order mark that spreadsheet programs write.
-            return open(self.path, newline="", encoding="utf-8-sig")
+            # utf-8-sig drops the byte-order mark that spreadsheet programs write; newline=""
+            # splits lines at \n, \r\n and \r alike and leaves the ends on.
+            return open(self.path, newline="", encoding="utf-8-sig", errors=errors)
         except OSError as err:
             raise os_error(err, self.path) from None
 
     def _read_header(self) -> list:
         with self._open() as f:
-            try:
-                first = f.readline()
-            except (OSError, UnicodeDecodeError) as err:
-                raise self._read_error(err, 1) from None
-        if not first.strip():
+            first = self._read_lines(f, 1, 1, CHUNK_CHARS)
+        if not first or not first[0].strip():
             raise InputError("empty input: no header row", path=self.path)
-        return [name.strip() for name in next(csv.reader([first], skipinitialspace=True))]
+        return [name.strip() for name in self._cells(first[0], 1)]
 
-    def _find_label(self, label) -> int:
-        matches = [i for i, name in enumerate(self.names) if name == label]
+    def _find_column(self, name, what, option, repeated=False):
+        """The index of the one column called `name` (all of them, as a list, if repeated)."""
+        matches = [i for i, known in enumerate(self.names) if known == name]
         if not matches:
-            shown = ", ".join(self.names[:20]) + (", ..." if len(self.names) > 20 else "")
-            raise InputError(f"no label column {label!r} in the header (columns: {shown})",
+            hint = _close_match(name, self.names)
+            hint = f"; did you mean {hint!r}?" if hint is not None else ""
+            where = " (--index-col)" if option == "--index-col" else ""
+            raise InputError(f"no {what} {name!r}{where} in the header{hint} "
+                             f"({self.ncols} columns: {', '.join(self.names)})",
                              path=self.path)
+        if repeated:
+            return matches
         if len(matches) > 1:
-            raise InputError(f"the header names column {label!r} {len(matches)} times",
+            raise InputError(f"the header names column {name!r} {len(matches)} times",
                              path=self.path)
-        if self.ncols < 2:
-            raise InputError("no feature columns besides the label", path=self.path)
         return matches[0]
 
-    def _rows(self, record_blanks: bool):
+    def _refuse_index(self, name, index) -> None:
+        """The first feature column looks like a row index pandas wrote: say how to drop it."""
+        if name and not _INDEX_NAME.fullmatch(name):
+            return
+        which = "first column" if index == 0 else f"first feature column (column {index + 1})"
+        what = "has no name" if not name else f"is named {name!r}"
+        raise InputError(f"line 1: the {which} {what}: it looks like a row index (pandas' "
+                         "to_csv writes one unless index=False); drop it with --index-col "
+                         f"{_quoted(name)}, or give it a name to keep it as a feature",
+                         path=self.path)
+
+    def _rows(self):
+        """(X, y, line numbers) of each chunk with data, in file order."""
         with self._open() as f:
-            line = 1
+            self._read_lines(f, 1, 1, CHUNK_CHARS)  # the header
+            number = 2
+            while lines := self._read_lines(f, self.chunk_rows, number, CHUNK_CHARS):
+                block = self._chunk(lines, number)
+                number += len(lines)
+                if block is not None:
+                    yield block
+
+    def _read_lines(self, f, most, number, chars) -> list:
+        """Up to `most` lines (fewer at the end, or once `chars` characters are in); `number`
+        is the first one's line number. Each line is read with a limit."""
+        lines, size, limit = [], 0, MAX_LINE_CHARS + 1
+        readline, append = f.readline, lines.append
+        try:
+            for _ in range(most):
+                text = readline(limit)
+                length = len(text)
+                if not length:
+                    break
+                if length == limit:
+                    raise self._too_long(number + len(lines))
+                append(text)
+                size += length
+                if size >= chars:
+                    break
+        except UnicodeDecodeError:
+            raise self._not_utf8() from None
+        except OSError as err:
+            raise os_error(err, self.path) from None
+        return lines
+
+    def _too_long(self, number) -> InputError:
+        return InputError(f"line {number}: longer than {MAX_LINE_CHARS} characters, the limit "
+                          "for one CSV line (is this a CSV file?)", path=self.path)
+
+    def _not_utf8(self) -> InputError:
+        """Where the text stops being UTF-8. The strict decoder fails a whole buffer ahead of
+        the line being read, so the file is read again, keeping undecodable bytes, to find
+        the first line that holds one."""
+        with self._open(errors="surrogateescape") as f:
+            number = 0
             try:
-                f.readline()  # the header
-                while lines := list(itertools.islice(f, self.chunk_rows)):
-                    block = self._chunk(lines, line + 1, record_blanks)
-                    line += len(lines)
-                    if block is not None:
-                        yield block
-            except (OSError, UnicodeDecodeError) as err:
-                raise self._read_error(err, line + 1) from None
+                while text := f.readline(MAX_LINE_CHARS + 1):
+                    number += 1
+                    bad = _UNDECODABLE.search(text)
+                    if bad is not None:
+                        byte = ord(bad.group()) - 0xDC00
+                        return InputError(f"line {number}: not UTF-8 text (byte 0x{byte:02x}, "
+                                          f"character {bad.start() + 1}); save the file as "
+                                          "UTF-8", path=self.path)
+                    if len(text) > MAX_LINE_CHARS:
+                        return self._too_long(number)
+            except OSError as err:
+                return os_error(err, self.path)
+        return InputError("not UTF-8 text", path=self.path)
 
-    def _read_error(self, err, line) -> InputError:
-        if isinstance(err, UnicodeDecodeError):
-            return InputError(f"near line {line}: not UTF-8 text", path=self.path)
-        return os_error(err, self.path)
+    def _cells(self, text, number) -> list:
+        try:
+            return next(csv.reader([text], skipinitialspace=True), [])
+        except csv.Error as err:  # e.g. a value beyond the csv module's field size limit
+            raise InputError(f"line {number}: not a CSV row ({err})", path=self.path) from None
 
-    def _chunk(self, lines, first_line, record_blanks):
+    def _chunk(self, lines, first_line):
         """Parse one chunk of lines; None if it held only blank lines."""
         keep = [i for i, text in enumerate(lines) if text.strip()]
         if len(keep) < len(lines):
-            if record_blanks:
-                kept = set(keep)
-                self.blank_lines += [first_line + i for i in range(len(lines)) if i not in kept]
             lines = [lines[i] for i in keep]
         if not lines:
             return None
         numbers = [first_line + i for i in keep]
         values = self._parse(lines, numbers)
-        return self._split_columns(values, numbers)
+        return (*self._split_columns(values, numbers), numbers)
 
     def _parse(self, lines, numbers):
         try:
             values = np.loadtxt(lines, delimiter=",", dtype=np.float64, ndmin=2,
-                                comments=None, quotechar='"')
+                                comments=None, quotechar='"',
+                                converters=self._converters or None)
             if values.shape == (len(lines), self.ncols):
                 return values
         except ValueError:
@@ -133,15 +229,27 @@ class CsvSource:
         return self._parse_slowly(lines, numbers)
 
     def _parse_slowly(self, lines, numbers):
-        """Cell by cell, to report the first bad line and column exactly."""
+        """Line by line, cell by cell, to report the first bad line and column exactly."""
         values = np.empty((len(lines), self.ncols), dtype=np.float64)
-        for i, cells in enumerate(csv.reader(lines, skipinitialspace=True)):
+        for i, text in enumerate(lines):
+            cells = self._cells(text, numbers[i])
             if len(cells) != self.ncols:
                 raise InputError(f"line {numbers[i]}: {len(cells)} values, the header has "
                                  f"{self.ncols} (ragged row)", path=self.path)
             for j, cell in enumerate(cells):
-                values[i, j] = self._number(cell, numbers[i], j)
+                values[i, j] = self._cell(cell, numbers[i], j)
         return values
+
+    def _cell(self, cell, line, column) -> float:
+        if column in self.dropped:
+            return 0.0
+        if column == self.label_index and self.label_names is not None:
+            try:
+                return self.label_names.id(cell)
+            except ValueError as err:
+                raise InputError(f"line {line}, column {self.label!r}: {err}",
+                                 path=self.path) from None
+        return self._number(cell, line, column)
 
     def _number(self, cell, line, column) -> float:
         text = cell.strip()
@@ -150,18 +258,54 @@ class CsvSource:
                 raise ValueError
             return float(text)
         except ValueError:
-            what = "empty value" if not text else f"not a number: {text[:40]!r}"
+            if not text:
+                what = "empty value"
+            elif column == self.label_index:
+                what = (f"label {text[:40]!r} is not a number (for class names, add "
+                        "--label-map auto)")
+            else:
+                what = f"not a number: {text[:40]!r}"
             raise InputError(f"line {line}, column {self.names[column]!r}: {what}",
                              path=self.path) from None
 
     def _split_columns(self, values, numbers):
-        li = self.label_index
         X = np.empty((len(values), self.features), dtype=np.float32)
         with np.errstate(over="ignore"):  # beyond float32 becomes Inf, reported below
-            X[:, :li] = values[:, :li]
-            X[:, li:] = values[:, li + 1:]
-        y = np.ascontiguousarray(values[:, li])
+            for first, stop, dest in self._runs:
+                X[:, dest:dest + stop - first] = values[:, first:stop]
+        y = np.ascontiguousarray(values[:, self.label_index])
         check_finite(X, y, lambda i: f"line {numbers[i]}",
                      lambda j: f"column {self.feature_names[j]!r}",
                      f"column {self.label!r}", self.path)
         return X, y
+
+
+def _ignored(text) -> float:
+    """A dropped column's cell, whatever it holds (loadtxt still counts the columns)."""
+    return 0.0
+
+
+def _runs(columns) -> list:
+    """Runs of consecutive column indices as (first, stop, destination), e.g. [0, 1, 3] ->
+    [(0, 2, 0), (3, 4, 2)]: copying a run is one slice, not a gather per column."""
+    runs = []
+    for dest, column in enumerate(columns):
+        if runs and runs[-1][1] == column:
+            runs[-1][1] += 1
+        else:
+            runs.append([column, column + 1, dest])
+    return [tuple(run) for run in runs]
+
+
+def _close_match(name, names):
+    """The column a mistyped name most likely meant (case-insensitive), or None."""
+    lowered = {}
+    for known in names:
+        lowered.setdefault(known.lower(), known)
+    found = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
+    return lowered[found[0]] if found else None
+
+
+def _quoted(name) -> str:
+    """A column name as the user would type it in a shell: '' for the empty name."""
+    return "'" + name.replace("'", "'\\''") + "'"

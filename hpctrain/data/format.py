@@ -7,6 +7,7 @@ the reader and the verifier cannot disagree about it.
 
 import hashlib
 import json
+import math
 import os
 import re
 
@@ -103,6 +104,8 @@ def validate_manifest(doc, path) -> None:
     _validate_splits(doc["splits"], fail)
     if "standardization" in doc:
         _validate_standardization(doc["standardization"], doc["features"], fail)
+    if "extra" in doc:
+        _validate_extra(doc["extra"], task, classes, fail)
 
 
 def _is_int(value, minimum) -> bool:
@@ -148,10 +151,34 @@ def _validate_shard(split, shard, fail) -> None:
 
 
 def _validate_standardization(std, features, fail) -> None:
+    """mean and std lists of `features` finite numbers, std > 0: X = (raw - mean) / std must
+    be computable (Python's json reads NaN and Infinity, so they are looked for)."""
     ok = (isinstance(std, dict)
           and all(isinstance(std.get(k), list) and len(std[k]) == features
-                  for k in ("mean", "std"))
-          and all(isinstance(v, (int, float)) for v in std["mean"] + std["std"])
-          and all(v > 0 for v in std["std"]))
+                  for k in ("mean", "std")))
     if not ok:
         fail(f"standardization must hold 'mean' and 'std' lists of {features} numbers, std > 0")
+    for key in ("mean", "std"):
+        for i, value in enumerate(std[key]):
+            if not _is_number(value) or not math.isfinite(value):
+                fail(f"standardization: {key}[{i}] is {json.dumps(value)}, not a finite "
+                     "number")
+            if key == "std" and value <= 0:
+                fail(f"standardization: std[{i}] is {value!r}, not > 0")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _validate_extra(extra, task, classes, fail) -> None:
+    """`extra.label_names` (import --label-map auto): one distinct string per class id."""
+    if not isinstance(extra, dict):
+        fail("extra must be a JSON object")
+    if "label_names" not in extra:
+        return
+    names = extra["label_names"]
+    if (task == "regression" or not isinstance(names, list) or len(names) != classes
+            or not all(isinstance(n, str) for n in names) or len(set(names)) != len(names)):
+        fail(f"extra.label_names must list {classes} distinct names, one per class of "
+             f"task {task!r}, got {json.dumps(names)[:80]}")

@@ -1,9 +1,12 @@
 """Read a dataset: any contiguous row range of a split, across shard boundaries.
 
-Opening validates the manifest and checks every shard cheaply (it exists, opens as HDF5, and
-X and y have the manifest's shapes and dtypes), so that a broken dataset is reported before
-training starts, identically on every rank. Reads go by hyperslab straight into the output
-arrays and touch only the shards that overlap the range. Shard handles stay open (a bounded
+Opening validates the manifest and checks every shard cheaply (it exists, lies inside the
+dataset directory once links are resolved, opens as HDF5, and X and y have the manifest's
+shapes and dtypes), so that a broken dataset is reported before training starts, identically
+on every rank. Reads go by hyperslab straight into the output arrays and touch only the
+shards that overlap the range. Every block read is checked for what the model cannot use
+(NaN or Inf in X or a regression target, a class label outside 0..C-1), naming the shard and
+its row: one vectorised pass over data already in memory. Shard handles stay open (a bounded
 cache) so that reading batch after batch never reopens files.
 """
 
@@ -49,8 +52,11 @@ class Dataset:
             entries = self.manifest["splits"][split]["shards"]
             self._shards[split] = [os.path.join(self.path, e["file"]) for e in entries]
             self._offsets[split] = np.cumsum([0] + [e["rows"] for e in entries]).tolist()
+        root = os.path.realpath(self.path)
         for split in self.splits:
+            entries = self.manifest["splits"][split]["shards"]
             for index, shard in enumerate(self._shards[split]):
+                _check_inside(root, shard, entries[index]["file"])
                 self._check_shard(shard, self.shard_rows(split, index))
 
     # -- what is in it ---------------------------------------------------------------------
@@ -133,6 +139,8 @@ class Dataset:
         except _H5_ERRORS as err:
             raise unreadable_rows(rows.start, rows.stop, err,
                                   self.shard_path(split, index)) from None
+        check_values(X[dest], y[dest], rows.start, self.task, self.classes,
+                     self.shard_path(split, index))
 
     def _handle(self, split, index):
         """(file, X, y) of a shard, opened once and kept (least recently used closes first)."""
@@ -172,6 +180,52 @@ def check_arrays(f, path, rows, features, ydtype) -> None:
         if node.shape != shape or node.dtype != dtype:
             raise InputError(f"{name} is {node.dtype} {node.shape}, the manifest says "
                              f"{dtype} {shape}", path=path)
+
+
+def check_values(X, y, first, task, classes, path) -> None:
+    """Rows a shard holds that no model can train on: InputError naming the shard's row
+    (0-based, `first` being the block's first row in the shard). Cheap: a finite float32
+    sum proves there is no NaN or Inf; only a sum that is not (a NaN, an Inf, or finite
+    values that overflowed it) makes it look value by value."""
+    bad = _first_non_finite(X)
+    if bad is not None:
+        row, column = bad
+        raise InputError(f"row {first + row}, column {column}: feature value "
+                         f"{float(X[row, column])!r} is not finite (NaN or infinite)", path=path)
+    if task == "regression":
+        bad = _first_non_finite(y)
+        if bad is not None:
+            raise InputError(f"row {first + bad[0]}: target {float(y[bad[0]])!r} is not "
+                             "finite (NaN or infinite)", path=path)
+        return
+    if len(y) and (y.min() < 0 or y.max() >= classes):
+        row = int(np.flatnonzero((y < 0) | (y >= classes))[0])
+        raise InputError(f"row {first + row}: label {int(y[row])} is out of range for {task} "
+                         f"(0..{classes - 1})", path=path)
+
+
+def _first_non_finite(values, block=1 << 20):
+    """(row[, column]) of the first NaN or Inf, or None; no temporary unless there is one."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(values.sum()):
+            return None
+    # Some value is not finite, or finite ones overflowed the sum: look, a block at a time.
+    rows = max(1, block // max(1, values[0].size))
+    for start in range(0, len(values), rows):
+        bad = np.argwhere(~np.isfinite(values[start:start + rows]))
+        if len(bad):
+            return (start + int(bad[0][0]), *(int(i) for i in bad[0][1:]))
+    return None
+
+
+def _check_inside(root, path, entry) -> None:
+    """A shard, links resolved, must lie inside the dataset directory: a dataset from
+    elsewhere cannot make the reader (or --verify, which reads every byte) open other files."""
+    real = os.path.realpath(path)
+    if os.path.commonpath([root, real]) != root:
+        raise InputError(f"the shard file {entry} resolves outside the dataset directory (to "
+                         f"{real}); copy it in, or link the whole dataset directory instead",
+                         path=path)
 
 
 def _open_h5(path):
