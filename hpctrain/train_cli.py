@@ -174,7 +174,9 @@ def train(ctx, **flags):
 
 @click.command()
 @click.option("--data", required=True, type=click.Path(), help="Dataset directory.")
-@click.option("--checkpoint", required=True, type=click.Path(), help="Checkpoint file (.h5).")
+@click.option("--checkpoint", required=True, type=click.Path(),
+              help="Checkpoint file (.h5), a run directory or its checkpoints/ (the newest "
+                   "good one).")
 @click.option("--split", default="test", show_default=True,
               help="Which split of the dataset (train, val, test).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON line.")
@@ -196,7 +198,8 @@ def evaluate(data, checkpoint, split, as_json):
 
 @click.command()
 @click.option("--checkpoint", required=True, type=click.Path(),
-              help="Checkpoint file (.h5) of `hpctrain train` or `fit(...).save`.")
+              help="Checkpoint file (.h5) of `hpctrain train` or `fit(...).save`, a run directory "
+                   "or its checkpoints/ (the newest good one).")
 @click.option("--input", "input_path", required=True, type=click.Path(),
               help="Features as .csv (numeric, optional header) or .npy.")
 @click.option("--out", required=True, type=click.Path(), help="Predictions (.csv or .npy).")
