@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 import pytest
-from helpers import check, run_cli
+from helpers import check, fails, run_cli
 
 from hpctrain.data import open_dataset
 from hpctrain.data.importers import import_dataset
@@ -21,18 +21,6 @@ from hpctrain.data.synth import make_synthetic
 from hpctrain.data.verify import verify_dataset
 from hpctrain.data.writer import write_dataset
 from hpctrain.errors import InputError
-
-
-def fails(args, *fragments):
-    """Run `hpctrain ARGS`; assert exit 2 and one error line holding every fragment."""
-    proc = run_cli(args)
-    assert proc.returncode == 2, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("hpctrain: error: ")
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
 
 
 def raises(fn, *args, fragments=(), **kwargs):

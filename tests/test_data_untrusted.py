@@ -12,6 +12,7 @@ import shutil
 import tracemalloc
 
 import h5py
+import helpers
 import numpy as np
 import pytest
 from helpers import check, run_cli
@@ -28,15 +29,7 @@ TIMEOUT = 120  # seconds for any one command: these all fail (or finish) in a fe
 
 
 def fails(args, *fragments):
-    """`hpctrain ARGS` exits 2 with exactly one error line holding every fragment."""
-    proc = run_cli(args, timeout=TIMEOUT)
-    assert proc.returncode == 2, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("hpctrain: error: ")
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
+    return helpers.fails(args, *fragments, timeout=TIMEOUT)
 
 
 def succeeds(args):
