@@ -125,9 +125,9 @@ def _check_seal(path) -> bool:
     try:
         sealed.check(path)
         return False
+    except sealed.Unsealed:
+        return True
     except sealed.Broken as err:
-        if "before 0.2" in str(err):
-            return True
         raise InputError(f"checkpoint {err}", path) from None
     except OSError as err:
         raise InputError(f"cannot read checkpoint ({os.strerror(err.errno or 0)})",

@@ -28,6 +28,10 @@ class Broken(Exception):
     """The file is not what its seal says (or has none): one line saying how."""
 
 
+class Unsealed(Broken):
+    """A plain HDF5 file without a seal: written before seals existed."""
+
+
 def _digest_after_userblock(f) -> tuple[str, int]:
     f.seek(USERBLOCK)
     digest, n = hashlib.sha256(), 0
@@ -51,7 +55,7 @@ def read_seal(head: bytes) -> tuple[str, int]:
     """(sha256, byte count) from a user block; Broken if it holds no valid seal."""
     if not head.startswith(MAGIC):
         if head.startswith(HDF5_SIGNATURE):
-            raise Broken("has no checksum seal (written by hpctrain before 0.2?)")
+            raise Unsealed("has no checksum seal (written by hpctrain before 0.2?)")
         raise Broken("has no checksum seal at its start (not an hpctrain checkpoint, or its "
                      "first bytes are damaged)")
     try:
