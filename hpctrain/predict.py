@@ -44,6 +44,9 @@ def predict_file(checkpoint, input_path, out, force=False, warn=print_stderr) ->
         raise InputError("output exists; use --force to replace it", out)
     if not (out.endswith(".npy") or out.endswith(".csv")):
         raise InputError("output must be .csv or .npy", out)
+    folder = os.path.dirname(out) or "."
+    if not os.path.isdir(folder):  # a typo in the path, not a failing disk: exit 2
+        raise InputError(f"no such folder {folder!r} for the output", out)
     state = ckpt.open_checkpoint(checkpoint, warn)
     model = MLP.from_spec(state.model_spec)
     extra = state.config.get("extra", {}) or {}

@@ -9,8 +9,10 @@ finished its step for that long; every other rank ends it when rank 0 has been s
 long. Ending means one line naming the step, the phase and the ranks (with hosts) that did not
 arrive, then MPI_Abort: exit status 1 within the timeout plus a period.
 
-The default timeout is generous — max(120 s, 50 × the median step) — so a long checkpoint or
-the first step's compilation never trips it; --stall-timeout 0 turns it off.
+The default timeout is generous — max(120 s, 50 × the median step) — so a long checkpoint
+never trips it; --stall-timeout 0 turns it off. Until the first step has finished (it
+compiles the kernels, minutes on a cold cache under a loaded node) the timeout is at least
+120 s, also when a shorter one is asked for.
 """
 
 import os
@@ -69,8 +71,9 @@ class Watchdog:
             self.step_times.append(seconds)
 
     def timeout(self) -> float:
-        median = float(np.median(self.step_times)) if self.step_times else 0.0
-        return stall_timeout(self.requested, median)
+        if not self.step_times:  # the first step compiles: never judge it by a short timeout
+            return max(FLOOR_S, stall_timeout(self.requested, 0.0))
+        return stall_timeout(self.requested, float(np.median(self.step_times)))
 
     def close(self) -> None:
         if self.enabled:

@@ -6,6 +6,7 @@ Every launch has a timeout: a hang fails the test instead of stalling the suite.
 import os
 import re
 
+import pytest
 from helpers import REPO, child_env, run_mpi_script
 
 WORKER = os.path.join(REPO, "tests", "mpi", "comm_errors.py")
@@ -65,3 +66,17 @@ def test_debug_mode_catches_a_later_length_mismatch_on_every_rank():
     assert proc.returncode == 2, report
     assert len(re.findall(r"^rank \d+: raised$", proc.stdout, re.M)) == RANKS, report
     assert "lengths differ across ranks: rank 0 has 10 elements, rank 2 has 11" in proc.stderr
+
+
+@pytest.mark.parametrize("name", ["ring", "doubling", "shm"])
+@pytest.mark.parametrize("n", [10, 4099])
+def test_one_rank_switching_to_another_agreed_length_aborts_the_job(name, n):
+    """No collective per call can see it: the algorithm sees it where the data meet."""
+    proc = run_mpi_script(RANKS, WORKER, ["switch-length", name, n], timeout=60)
+    report = f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    # MPI_Abort(2); MPICH's process manager then SIGKILLs every rank, now and then the
+    # aborting one too before its own exit: 9 is the same abort
+    assert proc.returncode in (2, 9), report
+    assert "NOT CAUGHT" not in proc.stdout, report
+    assert re.search(r"^rank \d: allreduce buffer lengths differ across ranks", proc.stderr,
+                     re.M), report

@@ -144,6 +144,18 @@ def test_missing_column_is_exit_2_naming_it(named, tmp_path):
     expect_bad_input(predict(ckpt, src, out), out, "short.csv", "'income'", "missing")
 
 
+def test_an_output_in_a_missing_folder_is_exit_2_naming_it(named, tmp_path):
+    _, ckpt = named
+    X, _ = rows(10, seed=4)
+    src = write_csv(tmp_path / "in.csv", FEATURES, feature_table(X, FEATURES))
+    out = str(tmp_path / "missing_dir" / "p.npy")
+    proc = predict(ckpt, src, out)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "missing_dir" in lines[0] and "no such folder" in lines[0], lines
+    assert not os.path.exists(tmp_path / "missing_dir")
+
+
 def test_headerless_csv_with_known_names_is_exit_2(named, tmp_path):
     _, ckpt = named
     X, _ = rows(10, seed=5)

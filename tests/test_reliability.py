@@ -401,3 +401,14 @@ def test_a_signal_to_run_stops_the_job_and_the_agent(data, tmp_path):
     assert code == EXIT_STOPPED, err
     assert "hpctrain run: the job failed" not in err
     assert ckpt.load(checkpoints(run)[-1]).step == metrics(run)[-1]["step"]
+
+
+def test_a_short_stall_timeout_spares_the_first_steps_compilation(data, tmp_path):
+    """A cold kernel cache (a new node) makes the first step compile for many seconds; a
+    --stall-timeout meant for the steady state must not end the job there."""
+    env = child_env(XDG_CACHE_HOME=str(tmp_path / "cold-cache"))
+    cmd = [mpiexec(), "-n", "2", sys.executable, "-m", "hpctrain", "train", "--data", data,
+           "--out", str(tmp_path / "run"), "--steps", "3", "--stall-timeout", "1"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "stall:" not in proc.stderr

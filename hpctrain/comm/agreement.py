@@ -13,10 +13,14 @@ Once a communicator has agreed keys, other ranks may already be inside an algori
   it prints `rank R: message` and aborts the job with MPI Abort (exit 2), the project's rule
   for failures while ranks are in lockstep;
 - a rank that passes a new length or dtype while the others repeat a validated one cannot be
-  seen at all without a collective per call (it would wait in the agreement while they wait
-  in the algorithm). HPCTRAIN_ALLREDUCE_CHECK=always runs the agreement on every call, a
-  debug mode that catches this too, at the price of one small Allgather per call; it is read
-  once per communicator, when its first agreement makes the state.
+  seen here without a collective per call (it would wait in the agreement while they wait
+  in the algorithm); one that switches alone to another AGREED length is seen where the data
+  meet: ring and doubling check every message's length (exact.py), shm every rank's stamp
+  in its window, and the job aborts (exit 2) rather than sum rows of different lengths.
+  HPCTRAIN_ALLREDUCE_CHECK=always runs the agreement on every call, a debug mode that
+  catches all of this with a clear message on every rank, at the price of one small
+  Allgather per call; it is read once per communicator, when its first agreement makes the
+  state.
 
 Every algorithm also runs on a private duplicate of the caller's communicator, made during
 the first agreement, so its point-to-point messages can never match the caller's own.
@@ -27,13 +31,13 @@ first agreement.
 """
 
 import functools
-import os
 
 import numpy as np
 
 from .. import settings
-from ..errors import EXIT_BAD_INPUT, InputError
-from ..failures import abort_on_failure, collective_check
+from ..errors import InputError
+from ..failures import collective_check
+from .exact import abort_alone
 
 CHECK_VAR = "HPCTRAIN_ALLREDUCE_CHECK"
 SUPPORTED = (np.dtype(np.float32), np.dtype(np.float64))
@@ -163,11 +167,7 @@ def _flat(buf):
 
 def _abort_alone(comm, problem: int, buf) -> None:
     dtype_code = ord(buf.dtype.char) if isinstance(buf, np.ndarray) else 0
-    err = InputError(describe(problem, dtype_code))
-    with abort_on_failure(comm):  # size 1: raises; else prints `rank R: ...` and aborts
-        raise err
-    # MPICH's MPI_Abort may return before its process manager kills us: never go on.
-    os._exit(EXIT_BAD_INPUT)
+    abort_alone(comm, InputError(describe(problem, dtype_code)))
 
 
 def _agree_collectively(comm, buf, problem: int, state: _State | None):

@@ -17,6 +17,7 @@ order, so every rank evaluates the same expression tree on the same values. (Rel
 a + b == b + a would already hold for numbers, but not for the payload of two NaNs.)
 """
 
+from .exact import new_status, recv, sendrecv
 from .local_add import sum_into
 from .scratch import scratch
 
@@ -31,21 +32,22 @@ def doubling_allreduce(comm, buf) -> None:
     pof2 = 1 << (p.bit_length() - 1)
     rem = p - pof2
     incoming = scratch(buf.dtype, n)
+    status = new_status()  # every message's length is checked: a rank may pass another n
 
-    newrank = _fold(comm, buf, incoming, rank, rem)
+    newrank = _fold(comm, buf, incoming, rank, rem, status)
     if newrank >= 0:
-        _doubling(comm, buf, incoming, newrank, pof2, rem)
-    _unfold(comm, buf, rank, rem)
+        _doubling(comm, buf, incoming, newrank, pof2, rem, status)
+    _unfold(comm, buf, rank, rem, status)
 
 
-def _fold(comm, buf, incoming, rank: int, rem: int) -> int:
+def _fold(comm, buf, incoming, rank: int, rem: int, status) -> int:
     """Pair up the first 2*rem ranks; return this rank's place in the doubling, -1 if none."""
     if rank >= 2 * rem:
         return rank - rem
     if rank % 2 == 0:
         comm.Send(buf, rank + 1, FOLD_TAG)
         return -1
-    comm.Recv(incoming, rank - 1, FOLD_TAG)
+    recv(comm, incoming, rank - 1, FOLD_TAG, status)
     sum_into(buf, incoming, buf)  # the lower rank's values first
     return rank // 2
 
@@ -54,12 +56,12 @@ def _real_rank(newrank: int, rem: int) -> int:
     return newrank * 2 + 1 if newrank < rem else newrank + rem
 
 
-def _doubling(comm, buf, incoming, newrank: int, pof2: int, rem: int) -> None:
+def _doubling(comm, buf, incoming, newrank: int, pof2: int, rem: int, status) -> None:
     mask = 1
     while mask < pof2:
         partner = newrank ^ mask
         peer = _real_rank(partner, rem)
-        comm.Sendrecv(buf, peer, DOUBLING_TAG, incoming, peer, DOUBLING_TAG)
+        sendrecv(comm, buf, peer, incoming, peer, DOUBLING_TAG, status)
         if partner < newrank:
             sum_into(buf, incoming, buf)
         else:
@@ -67,11 +69,11 @@ def _doubling(comm, buf, incoming, newrank: int, pof2: int, rem: int) -> None:
         mask <<= 1
 
 
-def _unfold(comm, buf, rank: int, rem: int) -> None:
+def _unfold(comm, buf, rank: int, rem: int, status) -> None:
     """The odd rank of each folded pair returns the total to its even partner."""
     if rank >= 2 * rem:
         return
     if rank % 2:
         comm.Send(buf, rank - 1, UNFOLD_TAG)
     else:
-        comm.Recv(buf, rank + 1, UNFOLD_TAG)
+        recv(comm, buf, rank + 1, UNFOLD_TAG, status)

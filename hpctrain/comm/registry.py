@@ -11,7 +11,7 @@ the algorithm modules; MPI itself starts with the first call.
 from .agreement import checked
 from .auto import make_auto
 from .doubling import doubling_allreduce
-from .native import native_allreduce
+from .native import mpi_allreduce, native_allreduce
 from .ring import ring_allreduce
 from .shm import shm_allreduce
 
@@ -30,6 +30,10 @@ ALGORITHMS = {
     "shm": checked(shm_allreduce),
     "auto": checked(make_auto(CANDIDATES)),
 }
+
+# What benchmarks compare against: MPI's Allreduce as MPI gives it, without native's NaN pass
+# (its cost is measured apart: benchmarks/native_nan_cost.py).
+BASELINE = checked(mpi_allreduce)
 
 # Earlier names that users still type: name -> registered name.
 ALIASES = {"tree": "doubling"}

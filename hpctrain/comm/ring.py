@@ -12,6 +12,7 @@ Every chunk is summed on exactly one rank and then copied, so all ranks hold ide
 
 import functools
 
+from .exact import new_status, sendrecv
 from .local_add import add_into
 from .scratch import scratch
 
@@ -32,16 +33,17 @@ def ring_allreduce(comm, buf) -> None:
     right, left = (rank + 1) % p, (rank - 1) % p
     bounds = chunk_bounds(n, p)
     incoming = scratch(buf.dtype, -(-n // p))  # the largest chunk
+    status = new_status()  # every message's length is checked: a rank may pass another n
 
     for step in range(p - 1):
         send, recv = (rank - step) % p, (rank - step - 1) % p
         lo, hi = bounds[recv], bounds[recv + 1]
         received = incoming[:hi - lo]
-        comm.Sendrecv(buf[bounds[send]:bounds[send + 1]], right, REDUCE_TAG,
-                      received, left, REDUCE_TAG)
+        sendrecv(comm, buf[bounds[send]:bounds[send + 1]], right, received, left,
+                 REDUCE_TAG, status)
         add_into(buf[lo:hi], received)
 
     for step in range(p - 1):
         send, recv = (rank - step + 1) % p, (rank - step) % p
-        comm.Sendrecv(buf[bounds[send]:bounds[send + 1]], right, GATHER_TAG,
-                      buf[bounds[recv]:bounds[recv + 1]], left, GATHER_TAG)
+        sendrecv(comm, buf[bounds[send]:bounds[send + 1]], right,
+                 buf[bounds[recv]:bounds[recv + 1]], left, GATHER_TAG, status)

@@ -22,6 +22,11 @@ Large messages go through these steps in chunks, pipelined (`_pipeline`): while 
 chunk k it copies chunk k+1 in and chunk k-1 out, one barrier per chunk, so the chunks in flight
 stay in cache instead of making three round trips to memory (HPCTRAIN_SHM_CHUNK_BYTES).
 
+Each rank also stamps its (length, dtype) into the window's header before the first barrier
+and compares every stamp after it: a rank that alone passes another agreed length (no
+collective per call could see it) would otherwise make the others sum a stale row. It aborts
+the job instead (exit 2, `exact.abort_alone`); the leaders' ring checks its messages too.
+
 Copies are the cost (docs/PERFORMANCE.md, "shm and auto"). A `Plan` names the rows of one
 (length, dtype) on a window, so a caller that writes its input into `plan.mine` itself could
 skip the copy in; nothing does so yet.
@@ -30,7 +35,10 @@ skip the copy in; nothing does so yet.
 import numpy as np
 from numba import njit
 
+from ..errors import InputError
 from . import topology
+from .agreement import dtype_name
+from .exact import abort_alone
 from .job_settings import job_setting
 from .local_add import add_into
 from .ring import ring_allreduce
@@ -40,6 +48,15 @@ ALIGN = 64            # bytes: each rank's slice starts on a cache line
 PAGE = 4096           # bytes: rows start on a page (first touch places it near its writer)
 BLOCK = 2048          # elements summed per block: the block of the result stays in L1
 MIN_CHUNKS = 4        # fewer chunks than this: one step, no pipeline
+
+
+@njit(cache=True, nogil=True)
+def first_other_stamp(stamps, stamp) -> int:
+    """The first node rank whose stamp differs from `stamp`, or -1 when all agree."""
+    for r in range(stamps.shape[0]):
+        if stamps[r, 0] != stamp[0] or stamps[r, 1] != stamp[1]:
+            return r
+    return -1
 
 
 @njit(cache=True, nogil=True)
@@ -85,10 +102,11 @@ class Plan:
     rebuild views and slice bounds every time.
     """
 
-    __slots__ = ("rows", "result", "mine", "total", "whole", "chunks")
+    __slots__ = ("rows", "result", "mine", "total", "whole", "chunks", "stamp")
 
     def __init__(self, rows, result, n: int, node_rank: int, chunk: int):
         self.rows, self.result = rows, result
+        self.stamp = np.array([n, ord(rows.dtype.char)], dtype=np.int64)  # for the header
         self.mine = rows[node_rank, :n]   # this rank's input row
         self.total = result[:n]           # the sum, once the last step is done
         self.whole = pieces(n, n, rows.itemsize, rows.shape[0], node_rank)
@@ -109,7 +127,8 @@ def pieces(n: int, chunk: int, itemsize: int, parts: int, part: int) -> list:
 
 
 class Window:
-    """One shared window of a node: `ranks` input rows and one result row of `row_bytes` each."""
+    """One shared window of a node: a header page with each rank's (length, dtype) stamp, then
+    `ranks` input rows and one result row of `row_bytes` each."""
 
     def __init__(self, node, row_bytes: int, chunk_bytes: int):
         from mpi4py import MPI  # here, not at the top: importing the module starts no MPI
@@ -117,10 +136,12 @@ class Window:
         self.node, self.row_bytes, self.chunk_bytes = node, row_bytes, chunk_bytes
         self.ranks, self.node_rank = node.Get_size(), node.Get_rank()
         # Node rank 0 allocates everything, so the rows form one contiguous 2-D array.
-        size = (self.ranks + 1) * row_bytes if self.node_rank == 0 else 0
+        size = PAGE + (self.ranks + 1) * row_bytes if self.node_rank == 0 else 0
         self.win = MPI.Win.Allocate_shared(size, 1, comm=node)
         memory, _ = self.win.Shared_query(0)
-        self.bytes = np.frombuffer(memory, dtype=np.uint8)[: (self.ranks + 1) * row_bytes]
+        whole = np.frombuffer(memory, dtype=np.uint8)
+        self.stamps = whole[:PAGE].view(np.int64)[:2 * self.ranks].reshape(self.ranks, 2)
+        self.bytes = whole[PAGE:PAGE + (self.ranks + 1) * row_bytes]
         # A passive epoch for the window's lifetime: Sync() orders our loads and stores.
         self.win.Lock_all(MPI.MODE_NOCHECK)
         self._views, self._plans = {}, {}
@@ -153,6 +174,23 @@ class Window:
             self.win.Unlock_all()
             self.win.Free()
             self.win, self.bytes, self._views, self._plans = None, None, {}, {}
+            self.stamps = None
+
+    def stamp(self, plan: Plan) -> None:
+        """Say this rank's (length, dtype), before the call's first barrier."""
+        self.stamps[self.node_rank] = plan.stamp
+
+    def check_stamps(self) -> None:
+        """After the first barrier: abort the job unless every rank of the node stamped the
+        same (length, dtype). The first rank that differs from node rank 0 reports it; the
+        others go on to the next barrier, where the abort ends them."""
+        if first_other_stamp(self.stamps, self.stamps[0]) != self.node_rank:
+            return
+        first, mine = self.stamps[0], self.stamps[self.node_rank]
+        abort_alone(self.node, InputError(
+            f"allreduce buffer lengths differ across ranks: this rank has {mine[0]} "
+            f"{dtype_name(int(mine[1]))} elements, the first rank of its node {first[0]} "
+            f"{dtype_name(int(first[1]))} (a rank passed another length than the others)"))
 
 
 class ShmAllreduce:
@@ -210,11 +248,14 @@ class ShmAllreduce:
         chunks, rows, result, mine = plan.chunks, plan.rows, plan.result, plan.mine
         start, stop = chunks[0][:2]
         np.copyto(mine[start:stop], buf[start:stop])
+        window.stamp(plan)
         for k, (_, _, lo, hi) in enumerate(chunks):
             window.sync()
             if k:
                 start, stop = chunks[k - 1][:2]
                 np.copyto(buf[start:stop], result[start:stop])
+            if not k:
+                window.check_stamps()
             sum_rows(rows, result, lo, hi)
             if k + 1 < len(chunks):
                 start, stop = chunks[k + 1][:2]
@@ -226,7 +267,9 @@ class ShmAllreduce:
     def _hierarchical(self, window: Window, plan: Plan, buf) -> None:
         """Several nodes: reduce the node's sum, ring it among the leaders, share it."""
         np.copyto(plan.mine, buf)
+        window.stamp(plan)
         window.sync()
+        window.check_stamps()
         _, _, lo, hi = plan.whole[0]
         sum_rows(plan.rows, plan.result, lo, hi)
         window.sync()

@@ -5,7 +5,8 @@ algorithms, default every registered one). Every case is `hpctrain.comm.verify.c
 random inputs per rank (seeded by SEED, rank and case), compared with numpy.sum in float64 of
 all inputs and checked for identical bits on every rank. Cases: the grid of sizes and dtypes,
 a 2-D buffer, and with several ranks a call between a posted wildcard receive and its send
-and the grid on halves of the world. Rank 0 prints `ok CASES NAMES` (CASES counted on rank
+and the grid on halves of the world; NaNs of different payload bits per rank (identical bits
+on every rank still). Rank 0 prints `ok CASES NAMES` (CASES counted on rank
 0) or the failures, and every rank exits with the same status, so a wrong sum never leaves a
 rank behind.
 """
@@ -51,6 +52,34 @@ def run_two_dimensional(cases, names):
         cases.run(name, 3 * 7, np.float32, "2-D", shape=(3, 7))
 
 
+def nan_payloads(rank: int, n: int, dtype) -> np.ndarray:
+    """Numbers, with NaNs whose payload bits name the rank: at the same places on every rank,
+    and at places where only some ranks have one (plus +Inf and -Inf, whose sum is NaN)."""
+    buf = np.arange(n, dtype=dtype)
+    bits = buf.view(np.uint32 if buf.dtype == np.float32 else np.uint64)
+    quiet = np.float32("nan") if buf.dtype == np.float32 else np.float64("nan")
+    nan = np.array([quiet], dtype=dtype).view(bits.dtype)[0] | (rank + 1)
+    bits[0::7] = nan
+    bits[rank::11] = nan
+    buf[3::13] = np.inf if rank % 2 else -np.inf
+    return buf
+
+
+def run_nan_payloads(cases, names):
+    """NaNs of different payloads on different ranks still leave identical bits everywhere."""
+    comm = cases.comm
+    for name in names:
+        for n in (5, 1001, 100_003):
+            for dtype in (np.float32, np.float64):
+                cases.count += 1
+                buf = nan_payloads(comm.Get_rank(), n, dtype)
+                get_allreduce(name)(comm, buf)
+                problem = verify.uneven_bits(comm, buf)
+                if problem is not None and comm.Get_rank() == 0:
+                    cases.failures.append(f"NaN payloads: {name} p={comm.Get_size()} n={n} "
+                                          f"{np.dtype(dtype).name}: {problem}")
+
+
 def run_beside_user_messages(cases, names):
     """An allreduce between a posted wildcard receive and its send does not steal it."""
     comm = cases.comm
@@ -72,6 +101,7 @@ def main():
     cases = Cases(world, seed)
     run_grid(cases, chosen, sizes_for(world.Get_size()), "world")
     run_two_dimensional(cases, chosen)
+    run_nan_payloads(cases, chosen)
     if world.Get_size() > 1:
         run_beside_user_messages(cases, chosen)
         # A second communicator, with its own cache: halves of the world.

@@ -10,6 +10,9 @@
   it cannot warn the others without a collective, so the job must abort (MPI Abort, exit 2).
 - later-length: with HPCTRAIN_ALLREDUCE_CHECK=always in the environment, after a good call
   the last rank alone passes one element more: every rank raises, exit 2.
+- switch-length ALGO N: lengths N and N + 1 are both agreed, then the last rank alone passes
+  N + 1 while the others pass N: no collective per call can see it, so the algorithm must see
+  it where the data meet and abort the job (exit 2), never return a wrong sum.
 """
 
 import os
@@ -88,9 +91,22 @@ def later_call(comm, mode: str) -> None:
     say(f"rank {rank}: NOT RAISED")
 
 
+def switch_length(comm, name: str, n: int) -> None:
+    rank, p = comm.Get_rank(), comm.Get_size()
+    allreduce = get_allreduce(name)
+    for length in (n, n + 1, n):  # both keys agreed, the window (shm) sized for the larger
+        allreduce(comm, np.ones(length, dtype=np.float32))
+    buf = np.ones(n + 1 if rank == p - 1 else n, dtype=np.float32)
+    allreduce(comm, buf)
+    right = bool((buf == p).all())
+    say(f"rank {rank}: NOT CAUGHT, sum {'right' if right else 'WRONG'}")
+
+
 if __name__ == "__main__":
     mode = sys.argv[1]
-    if mode == "first-call":
+    if mode == "switch-length":
+        switch_length(MPI.COMM_WORLD, sys.argv[2], int(sys.argv[3]))
+    elif mode == "first-call":
         first_call(MPI.COMM_WORLD)
     else:
         later_call(MPI.COMM_WORLD, mode)
