@@ -1,4 +1,5 @@
-"""Fuzzing the untrusted inputs: CSVs, manifests, shards and checkpoints (tests/fuzz/driver.py).
+"""Fuzzing the untrusted inputs: CSVs, manifests, shards, checkpoints and --config TOML files
+(tests/fuzz/driver.py).
 
 Each kind runs in its own child, under fixed seeds and one fresh one (printed on failure, so a
 case found once can be replayed): every case must end in success or an InputError naming the
@@ -19,7 +20,7 @@ SEEDS = [0, 1, int.from_bytes(os.urandom(3), "little")]
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("kind", ["csv", "manifest", "shard", "checkpoint"])
+@pytest.mark.parametrize("kind", ["csv", "manifest", "shard", "checkpoint", "toml"])
 def test_untrusted_input_ends_in_success_or_one_named_error(kind, seed, tmp_path):
     proc = subprocess.run([sys.executable, DRIVER, kind, str(tmp_path), str(seed), str(CASES)],
                           capture_output=True, text=True, timeout=240, env=child_env())

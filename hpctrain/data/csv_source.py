@@ -14,12 +14,12 @@ in the label column (--label-map auto) are numbered by labels.LabelNames.
 """
 
 import csv
-import difflib
 import re
 
 import numpy as np
 
 from ..errors import InputError
+from .csv_header import find_column, refuse_index
 from .input_errors import check_finite, os_error
 from .labels import LabelNames, LabelSummary
 
@@ -31,9 +31,6 @@ CHUNK_CHARS = 1 << 24
 # numeric columns. A longer line is refused rather than read, so that a file with no line
 # breaks (one 2 GB "line") costs 1 MiB, not all of memory.
 MAX_LINE_CHARS = 1 << 20
-# pandas' DataFrame.to_csv writes the row index as a first column with an empty name; read
-# back and written again, that column is called 'Unnamed: 0'.
-_INDEX_NAME = re.compile(r"Unnamed: \d+")
 # What strict UTF-8 decoding cannot read becomes these code points with errors="surrogateescape".
 _UNDECODABLE = re.compile("[\\udc80-\\udcff]")
 
@@ -45,17 +42,18 @@ class CsvSource:
         self.names = self._read_header()
         self.ncols = len(self.names)
         self.label = label
-        self.label_index = self._find_column(label, "label column", "--label")
+        self.label_index = find_column(self.names, label, "label column", "--label", self.path)
         self.dropped = set()
         for name in index_col:  # every column of that name: pandas writes a MultiIndex as ',,'
-            found = self._find_column(name, "column", "--index-col", repeated=True)
+            found = find_column(self.names, name, "column", "--index-col", self.path,
+                                repeated=True)
             if self.label_index in found:
                 raise InputError(f"--index-col {name!r} is the label column", path=self.path)
             self.dropped.update(found)
         keep = [i for i in range(self.ncols) if i != self.label_index and i not in self.dropped]
         if not keep:
             raise InputError("no feature columns besides the label", path=self.path)
-        self._refuse_index(self.names[keep[0]], keep[0])
+        refuse_index(self.names[keep[0]], keep[0], self.path)
         self.feature_names = [self.names[i] for i in keep]
         self.features = len(keep)
         self._runs = _runs(keep)  # (first, stop, destination) of each run of kept columns
@@ -112,34 +110,6 @@ class CsvSource:
         if not first or not first[0].strip():
             raise InputError("empty input: no header row", path=self.path)
         return [name.strip() for name in self._cells(first[0], 1)]
-
-    def _find_column(self, name, what, option, repeated=False):
-        """The index of the one column called `name` (all of them, as a list, if repeated)."""
-        matches = [i for i, known in enumerate(self.names) if known == name]
-        if not matches:
-            hint = _close_match(name, self.names)
-            hint = f"; did you mean {hint!r}?" if hint is not None else ""
-            where = " (--index-col)" if option == "--index-col" else ""
-            raise InputError(f"no {what} {name!r}{where} in the header{hint} "
-                             f"({self.ncols} columns: {', '.join(self.names)})",
-                             path=self.path)
-        if repeated:
-            return matches
-        if len(matches) > 1:
-            raise InputError(f"the header names column {name!r} {len(matches)} times",
-                             path=self.path)
-        return matches[0]
-
-    def _refuse_index(self, name, index) -> None:
-        """The first feature column looks like a row index pandas wrote: say how to drop it."""
-        if name and not _INDEX_NAME.fullmatch(name):
-            return
-        which = "first column" if index == 0 else f"first feature column (column {index + 1})"
-        what = "has no name" if not name else f"is named {name!r}"
-        raise InputError(f"line 1: the {which} {what}: it looks like a row index (pandas' "
-                         "to_csv writes one unless index=False); drop it with --index-col "
-                         f"{_quoted(name)}, or give it a name to keep it as a feature",
-                         path=self.path)
 
     def _rows(self):
         """(X, y, line numbers) of each chunk with data, in file order."""
@@ -295,17 +265,3 @@ def _runs(columns) -> list:
         else:
             runs.append([column, column + 1, dest])
     return [tuple(run) for run in runs]
-
-
-def _close_match(name, names):
-    """The column a mistyped name most likely meant (case-insensitive), or None."""
-    lowered = {}
-    for known in names:
-        lowered.setdefault(known.lower(), known)
-    found = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
-    return lowered[found[0]] if found else None
-
-
-def _quoted(name) -> str:
-    """A column name as the user would type it in a shell: '' for the empty name."""
-    return "'" + name.replace("'", "'\\''") + "'"

@@ -4,7 +4,9 @@ in success or an InputError naming the file, and leave nothing half-written.
     python tests/fuzz/driver.py KIND WORKDIR SEED CASES
 
 KIND: csv (data import of a generated CSV), manifest (a dataset's manifest.json, mutated),
-shard (a shard's bytes flipped or cut), checkpoint (a checkpoint's bytes flipped or cut).
+shard (a shard's bytes flipped or cut), checkpoint (a checkpoint's bytes flipped or cut),
+toml (a --config file of known and unknown keys with values of every type, read and checked
+the way `train` does before anything is created).
 A case that hangs is ended by faulthandler (exit 1 with the stack), since no Python-level
 timeout can interrupt a loop inside HDF5's C code. Prints "ok KIND: N cases (R refused)".
 """
@@ -246,8 +248,69 @@ def fuzz_checkpoint():
     case()
 
 
+# --- toml -------------------------------------------------------------------------------
+
+def toml_literal(value) -> str:
+    """A Python value as TOML text (strings as basic strings, floats incl. nan/inf)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return {float("inf"): "inf", float("-inf"): "-inf"}.get(value, repr(value)) \
+            if value == value else "nan"
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a TOML basic string
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_literal(v) for v in value) + "]"
+    return str(value)
+
+
+TOML_VALUE = st.recursive(
+    st.one_of(st.booleans(), st.integers(-2**63, 2**63 - 1), st.floats(),
+              st.text(max_size=6), st.sampled_from(["adam", "sgd", "ring", "relu", "8,8", ""])),
+    lambda inner: st.lists(inner, max_size=3), max_leaves=4)
+
+
+@st.composite
+def toml_text(draw):
+    """[train] (or top-level) lines `key = value`: known keys (either spelling), unknown ones,
+    every type; sometimes a line of raw text or a non-table `train`."""
+    from hpctrain.config import RULES
+
+    keys = sorted(RULES) + ["no-such-key", "train"]
+    lines = ["[train]"] if draw(st.booleans()) else []
+    for _ in range(draw(st.integers(0, 5))):
+        key = draw(st.sampled_from(keys))
+        key = key.replace("_", "-") if draw(st.booleans()) else key
+        lines.append(f"{key} = {toml_literal(draw(TOML_VALUE))}")
+    if draw(st.integers(0, 5)) == 0:
+        lines.insert(draw(st.integers(0, len(lines))), draw(st.text(max_size=12)))
+    return "\n".join(lines) + "\n"
+
+
+def fuzz_toml():
+    from hpctrain.config import TrainConfig, load_toml, parse_hidden
+
+    path = os.path.join(WORK, "train.toml")
+
+    def build():  # train_cli.build_config's path, without a click context
+        values = {"data": "d", "out": "r", **load_toml(path)}
+        values["hidden"] = parse_hidden(values.get("hidden", (64,)))
+        TrainConfig.from_dict(values).validate()
+
+    @seed(SEED)
+    @settings(max_examples=CASES, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(toml_text())
+    def case(text):
+        with open(path, "w", encoding="utf-8", errors="surrogatepass") as f:
+            f.write(text)
+        guarded(build, path)
+
+    case()
+
+
 if __name__ == "__main__":
     os.makedirs(WORK, exist_ok=True)
     {"csv": fuzz_csv, "manifest": fuzz_manifest, "shard": fuzz_shard,
-     "checkpoint": fuzz_checkpoint}[KIND]()
+     "checkpoint": fuzz_checkpoint, "toml": fuzz_toml}[KIND]()
     print(f"ok {KIND}: {CASES} cases ({refused[0]} refused)")
