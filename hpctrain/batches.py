@@ -93,8 +93,12 @@ class GlobalShuffle:
     def steps_needed(self) -> int:
         return math.ceil(self.n_total / self.global_batch)
 
+    def order(self, epoch: int) -> np.ndarray:
+        """The epoch's permutation of all rows: the same on every rank, for any rank count."""
+        return np.random.default_rng([self.seed, epoch]).permutation(self.n_total)
+
     def epoch(self, epoch: int):
-        order = np.random.default_rng([self.seed, epoch]).permutation(self.n_total)
+        order = self.order(epoch)
 
         def rows(step):
             batch = order[step * self.global_batch:(step + 1) * self.global_batch]

@@ -128,6 +128,8 @@ RULES = {
     "checkpoint_every_s": _float(low=0),
     "keep_checkpoints": _int(0),
     "stall_timeout": _float(low=0, optional=True),
+    "reproducible": Rule("bool"),
+    "micro_batch": _int(1),
     "resume": Rule("bool"),
     "force": Rule("bool"),
     "extra": Rule("table"),
@@ -207,6 +209,8 @@ class TrainConfig:
     checkpoint_every_s: float = 600.0  # seconds: a kill -9 loses at most this much; 0: off
     keep_checkpoints: int = 3  # the newest K are kept, older ones deleted; 0: keep all
     stall_timeout: float | None = None  # seconds; None: max(120, 50 median steps); 0: off
+    reproducible: bool = False  # the same bits for any rank count (fixed_point.py)
+    micro_batch: int = 64  # rows per micro-batch of --reproducible (the bits depend on it)
     resume: bool = False
     force: bool = False
     extra: dict = field(default_factory=dict)
@@ -240,6 +244,21 @@ class TrainConfig:
         and range (RULES), one InputError naming the option."""
         for name in RULES:
             setattr(self, name, check_field(name, getattr(self, name)))
+        if self.reproducible:
+            check_reproducible(self)
+
+
+def check_reproducible(cfg) -> None:
+    """--reproducible promises the same bits for any rank count: only where that holds."""
+    if not cfg.global_batch or cfg.shuffle != "global":
+        raise InputError("--reproducible needs a global batch that does not depend on the rank "
+                         "count: give --global-batch G and --shuffle global")
+    if cfg.device != "cpu":
+        raise InputError("--reproducible runs on the CPU only (--device cpu): the CUDA "
+                         "kernels' sums are not yet made exact (docs/REPRODUCIBLE.md)")
+    if cfg.bucket_mb:
+        raise InputError("--reproducible sums each micro-batch before the allreduce; it "
+                         "cannot overlap it with backward: leave out --bucket-mb")
 
 
 def parse_hidden(value) -> tuple:

@@ -14,7 +14,7 @@ from . import checkpoint as ckpt
 from .comm import get_allreduce
 from .config import TrainConfig
 from .cuda_engine import cuda_available
-from .data import open_dataset, rank_slice
+from .data import aligned_slice, open_dataset, rank_slice
 from .errors import InputError
 from .model import MLP
 from .rundir import check_run_dir
@@ -72,7 +72,12 @@ def prepare(cfg: TrainConfig, comm, warn, lock) -> Job:
         warn(f"hpctrain: note: --resume: no checkpoint in {cfg.out}; starting at step 0")
     start, stop = rank_slice(n_train, rank, size)
     X, y = dataset.read("train", start, stop)
-    val = dataset.read_rank("val", rank, size) if "val" in dataset.splits else None
+    val = None
+    if "val" in dataset.splits:
+        # --reproducible evaluates whole micro-batch chunks, each on one rank, for any P
+        bounds = (aligned_slice(dataset.rows("val"), rank, size, cfg.micro_batch)
+                  if cfg.reproducible else rank_slice(dataset.rows("val"), rank, size))
+        val = dataset.read("val", *bounds)
     warn_large_batch(cfg, size, n_train, warn)  # last: a bad input is one line, alone
     return Job(model, RankRows(X, y, start, n_train), val, resume_from, device,
                dataset.standardization)

@@ -93,6 +93,11 @@ def train_options(f):
                           "(default: max(120, 50 x the median step); 0: off)."),
         click.option("--checkpoint-every", type=int, default=d.checkpoint_every,
                      show_default=True, help="Steps between checkpoints (0: at the end only)."),
+        click.option("--reproducible", is_flag=True,
+                     help="The same parameters, bit for bit, on any number of ranks and with "
+                          "any allreduce (needs --global-batch and --shuffle global; CPU)."),
+        click.option("--micro-batch", type=int, default=d.micro_batch, show_default=True,
+                     help="Rows per micro-batch of --reproducible (the bits depend on it)."),
         click.option("--resume", is_flag=True, help="Continue from the newest good checkpoint."),
         click.option("--force", is_flag=True, help="Replace an existing run directory."),
         click.option("--config", "config_file", type=click.Path(),

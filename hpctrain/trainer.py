@@ -24,10 +24,12 @@ from .comm import auto, get_allreduce
 from .config import TrainConfig
 from .engine import make_engine, warm_up
 from .errors import RunFailed
+from .exact_sync import ExactGradientSync, exact_validation
 from .faults import FaultPlan
 from .gradsync import GradientSync
 from .kernels.finite import all_finite
 from .metrics import StepTimer
+from .microbatches import MicroBatches
 from .records import RunRecords
 from .rundir import config_record
 from .schedule import LearningRate
@@ -70,8 +72,9 @@ class Trainer:
         if note and self.is_root:
             print(f"hpctrain: note: {note}", file=sys.stderr, flush=True)
         self.total_steps = cfg.total_steps(self.clock)
-        self.batches = Batches(plan, rows.X, rows.y, max_rows, self.clock, self.total_steps,
-                               getattr(self.engine, "prefetch", None))
+        self.batches = None if cfg.reproducible else Batches(  # else: microbatches.py
+            plan, rows.X, rows.y, max_rows, self.clock, self.total_steps,
+            getattr(self.engine, "prefetch", None))
         # the global rows this epoch has trained on so far: where a resume at another rank
         # count (other steps per epoch) continues the epoch
         self.samples_in_epoch = 0.0
@@ -80,11 +83,18 @@ class Trainer:
         self.lr = LearningRate(cfg.lr, cfg.lr_scaling, self.global_batch, cfg.batch_size,
                                cfg.warmup_steps)
 
-        overlap = cfg.bucket_mb > 0 and device == "cpu"
-        self.sync = GradientSync(comm, model.n_params, get_allreduce(cfg.allreduce), all_finite,
-                                 FaultPlan.from_env(self.rank),
-                                 alloc=getattr(self.engine, "host_buffer", None),
-                                 bucket_bytes=int(cfg.bucket_mb * 2**20) if overlap else 0)
+        if cfg.reproducible:  # exact sums of micro-batches: the same bits for any P
+            micro = MicroBatches(comm, plan, self.clock, rows.X, rows.y, cfg.micro_batch)
+            exponent = resume_from.rng.get("exact_exponent") if resume_from else None
+            self.sync = ExactGradientSync(comm, model.n_params, get_allreduce(cfg.allreduce),
+                                          all_finite, FaultPlan.from_env(self.rank), micro,
+                                          exponent)
+        else:
+            overlap = cfg.bucket_mb > 0 and device == "cpu"
+            self.sync = GradientSync(comm, model.n_params, get_allreduce(cfg.allreduce),
+                                     all_finite, FaultPlan.from_env(self.rank),
+                                     alloc=getattr(self.engine, "host_buffer", None),
+                                     bucket_bytes=int(cfg.bucket_mb * 2**20) if overlap else 0)
         self.saved_at, self.saved_step = 0.0, self.first_step
         self.signals = StopRequests()
         self.stopped_at = None
@@ -151,6 +161,9 @@ class Trainer:
         """One step: every rank's gradient sum, one allreduce, the same update everywhere."""
         sync, watch = self.sync, self.watchdog
         timer.start()
+        if self.cfg.reproducible:
+            sync.reduce_step(step, self.engine, self.signals.requested, timer, watch)
+            return self.update(step, timer)
         watch.at(step, "data")
         X, y = self.batches(step)
         timer.lap("data")
@@ -166,23 +179,31 @@ class Trainer:
             watch.at(step, "allreduce")
             sync.reduce()
             timer.lap("allreduce")
-        totals = sync.totals()  # the same bits on every rank: the same verdict, no collective
+        return self.update(step, timer)
+
+    def update(self, step: int, timer: StepTimer):
+        """The verdict on the reduced buffer and the same update on every rank."""
+        totals = self.sync.totals()  # the same bits on every rank: the same verdict
         if not totals.finite:
             kept = os.path.join(self.out, "checkpoints") if self.out else "memory"
             raise RunFailed(f"non-finite loss or gradient at step {step + 1}; stopping. The "
                             f"last good checkpoint in {kept} is kept.")
-        watch.at(step, "update")
+        self.watchdog.at(step, "update")
         if totals.count > 0:
-            self.engine.step(sync.grad, 1.0 / totals.count, self.lr.at(step))
+            self.engine.step(self.sync.grad, 1.0 / totals.count, self.lr.at(step))
         timer.lap("update")
         return totals
 
     def validate(self, epoch: int, step: int) -> None:
         """Loss and accuracy on the val split: each rank its rows, one reduction."""
         Xv, yv = self.val
-        loss, correct = self.model.evaluate(self.engine.params_host(), Xv, yv)
-        sums = np.array([loss, correct, len(yv)], dtype=np.float64)
-        self.comm.Allreduce(MPI.IN_PLACE, sums, op=MPI.SUM)
+        params = self.engine.params_host()
+        if self.cfg.reproducible:
+            sums = exact_validation(self.model, params, Xv, yv, self.cfg.micro_batch, self.comm)
+        else:
+            loss, correct = self.model.evaluate(params, Xv, yv)
+            sums = np.array([loss, correct, len(yv)], dtype=np.float64)
+            self.comm.Allreduce(MPI.IN_PLACE, sums, op=MPI.SUM)
         self.records.validation(epoch, step, sums)
 
     # --- checkpoints and the summary --------------------------------------------------------
@@ -205,6 +226,8 @@ class Trainer:
                "samples_in_epoch": self.samples_in_epoch if k else 0.0,
                "global_batch": self.global_batch, "steps_per_epoch": self.steps_per_epoch,
                "ranks": self.size}
+        if self.cfg.reproducible:  # the next step's fixed-point scale, so a resume keeps bits
+            rng["exact_exponent"] = self.sync.exponent
         ckpt.save(self.out, self.model, self.engine.params_host(),
                   self.engine.optimizer_state(), step, epoch, k, rng, config_record(self.cfg))
         if self.cfg.keep_checkpoints:

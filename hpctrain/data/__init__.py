@@ -5,9 +5,9 @@ NumPy and h5py load only when a dataset is opened (PEP 562 lazy attributes), so 
 command can set thread counts first (hpctrain.runtime.configure).
 """
 
-from .ranks import rank_slice
+from .ranks import aligned_slice, rank_slice
 
-__all__ = ["Dataset", "open_dataset", "rank_slice"]
+__all__ = ["Dataset", "aligned_slice", "open_dataset", "rank_slice"]
 
 
 def __getattr__(name):

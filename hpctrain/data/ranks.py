@@ -16,3 +16,11 @@ def rank_slice(n: int, rank: int, size: int) -> tuple[int, int]:
     base, extra = divmod(n, size)
     start = rank * base + min(rank, extra)
     return start, start + base + (1 if rank < extra else 0)
+
+
+def aligned_slice(n: int, rank: int, size: int, unit: int) -> tuple[int, int]:
+    """Rows [start, stop) of n rows for `rank`, in whole chunks of `unit` rows (the last
+    chunk may be short): the chunks are the same for every `size`, each on one rank."""
+    chunks = -(-n // unit)
+    first, last = rank_slice(chunks, rank, size)
+    return min(first * unit, n), min(last * unit, n)

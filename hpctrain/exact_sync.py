@@ -1,0 +1,121 @@
+"""The step buffer of `--reproducible`: micro-batch gradients summed exactly, for any P.
+
+    [ fixed-point gradient sum (n_params) | COUNT | LOSS | CORRECT | NONFINITE | STOP |
+      OVERFLOW | exponent histogram (fixed_point.SLOTS) ]             all float64
+
+Per step every rank gets its micro-batches' rows (microbatches.py), computes each micro-batch's
+gradient with the usual kernel into a float32 buffer and adds it, rounded to the step's fixed
+point, into the float64 sum (fixed_point.py); the loss joins at the same scale. One allreduce
+of any algorithm sums it EXACTLY, so every rank, for every rank count, holds the same bits;
+`totals()` turns them back into the float32 gradient sum the update takes. When a rank's
+gradient outgrew the scale, every rank sees the OVERFLOW count and the step is summed again at
+the exact scale (the first step always: nothing is known yet).
+
+The same interface as gradsync.GradientSync (`grad`, `totals`, `close`), so the loop and the
+update do not change; `reduce_step` replaces gather + loss_grad + record + reduce.
+"""
+
+import math
+
+import numpy as np
+
+from . import fixed_point as fp
+from .gradsync import CORRECT, COUNT, LOSS, NONFINITE, STOP, StepTotals
+
+OVERFLOW = STOP + 1
+HISTOGRAM = OVERFLOW + 1
+TAIL = HISTOGRAM + fp.SLOTS
+
+
+class ExactGradientSync:
+    """comm, allreduce, all_finite, faults: as for GradientSync; micro: MicroBatches;
+    exponent: the largest gradient exponent of the step before (a checkpoint's), or None."""
+
+    overlap = None  # the buckets of --bucket-mb do not apply (config refuses them)
+
+    def __init__(self, comm, n_params: int, allreduce, all_finite, faults, micro,
+                 exponent: int | None = None):
+        self.comm, self.allreduce, self.all_finite, self.faults = comm, allreduce, all_finite, \
+            faults
+        self.micro, self.exponent = micro, exponent
+        self.buf = np.zeros(n_params + TAIL, dtype=np.float64)
+        self.acc, self.tail = self.buf[:n_params], self.buf[n_params:]
+        self.histogram = self.tail[HISTOGRAM:]
+        self.grad = np.zeros(n_params, dtype=np.float32)   # the sum, for the update
+        self.part = np.zeros(n_params, dtype=np.float32)   # one micro-batch's gradient
+        self.scale = 0
+
+    def reduce_step(self, step: int, engine, stop: bool, timer, watch) -> None:
+        """The step's exact global sums into the buffer (the data, compute and allreduce laps
+        of `timer`; `watch`, the stall watchdog, told each phase)."""
+        watch.at(step, "data")
+        X, y, bounds, count = self.micro(step)
+        timer.lap("data")
+        # unknown (first step): a bound every gradient exceeds, so the exact one is measured
+        bound = fp.EXP_MIN if self.exponent is None else min(self.exponent + fp.MARGIN,
+                                                             fp.EXP_MAX)
+        for attempt in (0, 1):
+            self.scale = fp.scale_exponent(bound, count)
+            watch.at(step, "compute")
+            self._sum_micro_batches(step, engine, X, y, bounds, bound, stop, attempt)
+            timer.lap("compute")
+            watch.at(step, "allreduce")
+            self.allreduce(self.comm, self.buf)
+            timer.lap("allreduce")
+            highest = fp.highest_slot(self.histogram)
+            if self.tail[OVERFLOW] == 0 or highest is None:
+                break
+            bound = highest  # the exact largest exponent, the same on every rank
+        if highest is not None:
+            self.exponent = highest
+
+    def _sum_micro_batches(self, step, engine, X, y, bounds, bound, stop, attempt) -> None:
+        self.buf[:] = 0.0
+        scale, tail, part = 2.0 ** self.scale, self.tail, self.part
+        top, rows, correct, finite = 0.0, 0, 0, True
+        for i, (lo, hi) in enumerate(bounds):
+            loss, right = engine.loss_grad(X[lo:hi], y[lo:hi], part)
+            if i == 0 and attempt == 0:  # an injected fault enters once, where a loss enters
+                loss = self.faults.corrupt(step, loss, part)
+            top = max(top, fp.quantize_add(self.acc, part, scale))
+            if math.isfinite(loss):
+                top = max(top, abs(loss))
+                tail[LOSS] += np.rint(loss * scale)
+            else:
+                finite = False
+            rows += hi - lo
+            correct += right
+        tail[COUNT], tail[CORRECT] = rows, correct
+        tail[NONFINITE] = 0.0 if finite else 1.0
+        tail[STOP] = 1.0 if stop else 0.0
+        if bounds:
+            mine = fp.exponent(top)
+            self.histogram[mine - fp.EXP_MIN] = 1.0
+            tail[OVERFLOW] = 1.0 if mine > bound else 0.0
+
+    def totals(self) -> StepTotals:
+        """The reduced totals, the float32 gradient sum in `grad`, and the verdict."""
+        unscale = 2.0 ** -self.scale
+        fp.dequantize(self.acc, unscale, self.grad)
+        tail = self.tail
+        loss = float(tail[LOSS]) * unscale
+        finite = tail[NONFINITE] == 0 and math.isfinite(loss) and self.all_finite(self.grad)
+        return StepTotals(float(tail[COUNT]), loss, float(tail[CORRECT]), bool(finite),
+                          bool(tail[STOP] > 0))
+
+    def close(self) -> None:
+        pass
+
+
+def exact_validation(model, params, X, y, micro: int, comm) -> np.ndarray:
+    """[loss sum, correct, rows] of the val split, the same bits for any P: each rank's rows
+    start on a multiple of `micro` (data.ranks.aligned_slice), each chunk of `micro` rows is
+    evaluated alone, and math.fsum adds every chunk's loss, correctly rounded in any order."""
+    losses, correct = [], 0
+    for lo in range(0, len(y), micro):
+        loss, right = model.evaluate(params, X[lo:lo + micro], y[lo:lo + micro])
+        losses.append(loss)
+        correct += right
+    everyone = comm.allgather(losses)  # once per epoch: a few floats per chunk
+    total = math.fsum(loss for part in everyone for loss in part)
+    return np.array([total, comm.allreduce(correct), comm.allreduce(len(y))], dtype=np.float64)
