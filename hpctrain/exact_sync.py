@@ -44,6 +44,7 @@ class ExactGradientSync:
         self.grad = np.zeros(n_params, dtype=np.float32)   # the sum, for the update
         self.part = np.zeros(n_params, dtype=np.float32)   # one micro-batch's gradient
         self.scale = 0
+        self.resummed = 0  # steps summed twice: the first one, and where gradients outgrew
 
     def reduce_step(self, step: int, engine, stop: bool, timer, watch) -> None:
         """The step's exact global sums into the buffer (the data, compute and allreduce laps
@@ -66,6 +67,7 @@ class ExactGradientSync:
             if self.tail[OVERFLOW] == 0 or highest is None:
                 break
             bound = highest  # the exact largest exponent, the same on every rank
+            self.resummed += 1
         if highest is not None:
             self.exponent = highest
 

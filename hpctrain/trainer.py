@@ -248,5 +248,8 @@ class Trainer:
         }
         if cfg.allreduce == "auto":
             facts["auto_choices"] = auto.choices()
+        if cfg.reproducible:
+            facts["reproducible"] = {"micro_batch": cfg.micro_batch,
+                                     "resummed_steps": self.sync.resummed}
         return self.records.summary(self.global_batch, facts)
 

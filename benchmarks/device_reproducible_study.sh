@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# --reproducible on the 16-core machine, one command: the bits at 1, 8 and 16 ranks under Open
+# MPI with every allreduce (tests/mpi/reproducible_fit.py: one line per algorithm, all must be
+# equal), then its cost against the default, W1 and W2 at 1, 4 and 16 ranks (weak scaling).
+#
+#   benchmarks/device_reproducible_study.sh OUT_DIR
+set -uo pipefail
+out=${1:?usage: device_reproducible_study.sh OUT_DIR}
+here=$(cd "$(dirname "$0")" && pwd)
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 PYTHONUNBUFFERED=1
+export NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+       BLIS_NUM_THREADS=1 VECLIB_MAXIMUM_THREADS=1
+mkdir -p "$out"
+python3 -m pip install -q --no-deps --no-build-isolation -e "$here/.." >/dev/null 2>&1 \
+    || { echo "install failed"; exit 1; }
+for p in 1 8 16; do
+    mpirun --bind-to core -n "$p" python3 "$here/../tests/mpi/reproducible_fit.py" on \
+        ring,doubling,shm,native,auto > "$out/bits-$p.txt" 2>&1
+done
+echo "distinct (sha256, loss, accuracy) over P = 1, 8, 16 and all algorithms:"
+cat "$out"/bits-*.txt | cut -d' ' -f2- | sort | uniq -c
+python3 "$here/reproducible_cost.py" --ranks 1,4,16 --workloads W1,W2 --steps 30 --repeats 2 \
+    --mpiexec-args "--bind-to core" --out "$out/cost.md"
