@@ -3,7 +3,8 @@
 HPCTRAIN_FAULT="KIND@RANK:STEP" makes rank RANK misbehave at step STEP (1-based):
   raise  an exception (the job must abort with a non-zero status within seconds),
   nan    a NaN loss and gradient (every rank must stop together, keeping the last checkpoint),
-  slow   from step STEP on, 20 ms more compute per step (a straggler the records must name).
+  slow   from step STEP on, 20 ms more compute per step (a straggler the records must name),
+  slowsave  3 s more for the checkpoint written after step STEP (a slow file system).
 Unset (the normal case) it costs one integer comparison per step.
 """
 
@@ -12,6 +13,7 @@ import time
 from . import settings
 
 SLOW_S = 0.02
+SLOW_SAVE_S = 3.0
 
 
 class FaultPlan:
@@ -26,13 +28,18 @@ class FaultPlan:
         kind, _, step = fault
         return cls(kind, step - 1)
 
+    def saving(self, steps_done: int) -> None:
+        """Called as a checkpoint of `steps_done` steps is written."""
+        if self.kind == "slowsave" and steps_done == self.step + 1:
+            time.sleep(SLOW_SAVE_S)
+
     def corrupt(self, step: int, loss: float, grad) -> float:
         """The loss to report for this step (and maybe a poisoned gradient)."""
         if self.kind == "slow":
             if step >= self.step:
                 time.sleep(SLOW_S)
             return loss
-        if step != self.step:
+        if step != self.step or self.kind == "slowsave":
             return loss
         if self.kind == "raise":
             raise RuntimeError(f"injected fault at step {step + 1} (HPCTRAIN_FAULT)")

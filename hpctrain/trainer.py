@@ -83,16 +83,17 @@ class Trainer:
         self.lr = LearningRate(cfg.lr, cfg.lr_scaling, self.global_batch, cfg.batch_size,
                                cfg.warmup_steps)
 
+        self.faults = FaultPlan.from_env(self.rank)
         if cfg.reproducible:  # exact sums of micro-batches: the same bits for any P
             micro = MicroBatches(comm, plan, self.clock, rows.X, rows.y, cfg.micro_batch)
             exponent = resume_from.rng.get("exact_exponent") if resume_from else None
             self.sync = ExactGradientSync(comm, model.n_params, get_allreduce(cfg.allreduce),
-                                          all_finite, FaultPlan.from_env(self.rank), micro,
+                                          all_finite, self.faults, micro,
                                           exponent)
         else:
             overlap = cfg.bucket_mb > 0 and device == "cpu"
             self.sync = GradientSync(comm, model.n_params, get_allreduce(cfg.allreduce),
-                                     all_finite, FaultPlan.from_env(self.rank),
+                                     all_finite, self.faults,
                                      alloc=getattr(self.engine, "host_buffer", None),
                                      bucket_bytes=int(cfg.bucket_mb * 2**20) if overlap else 0)
         self.saved_at, self.saved_step = 0.0, self.first_step
@@ -219,6 +220,7 @@ class Trainer:
         if not self.is_root or not self.out or step == self.saved_step:
             return
         self.watchdog.at(step - 1, "checkpoint")
+        self.faults.saving(step)
         self.saved_at, self.saved_step = time.monotonic(), step
         epoch, k = self.clock.at(step)
         rng = {"seed": self.cfg.seed, "shuffle": self.cfg.shuffle, "epoch": epoch,

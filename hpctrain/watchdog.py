@@ -79,6 +79,11 @@ class Watchdog:
         if self.enabled:
             self.stop.set()
             self.thread.join()
+            if self.rank != 0:
+                # done: rank 0 may still write the last checkpoint and the summary while this
+                # rank waits for it, and a rank that has finished is not a stalled one
+                self._send(np.array([self.step, PHASE_CODE["end"]], dtype=np.int64), 0)
+                MPI.Request.Waitall([request for request, _ in self.sends])
             self.comm.Free()
 
     # --- the thread ------------------------------------------------------------------------
@@ -140,12 +145,15 @@ class Watchdog:
 
     def _judge(self, now, heard, where, moved) -> None:
         timeout = self.timeout()
-        silent = [r for r in range(self.size) if now - heard[r] > timeout]
+        # a rank that said it is done waits for rank 0 alone: neither silent nor behind
+        active = [r for r in range(self.size) if where[r, 1] != PHASE_CODE["end"]]
+        if active == [0]:  # everyone else is done: nobody waits in a collective any more
+            return
+        silent = [r for r in active if now - heard[r] > timeout]
         front = int(where[:, 0].max())
-        behind = [r for r in range(self.size)
-                  if where[r, 0] < front and now - moved[r][1] > timeout]
-        stuck = [r for r in range(self.size) if now - moved[r][1] > timeout]
-        if not silent and not behind and len(stuck) < self.size:
+        behind = [r for r in active if where[r, 0] < front and now - moved[r][1] > timeout]
+        stuck = [r for r in active if now - moved[r][1] > timeout]
+        if not silent and not behind and len(stuck) < len(active):
             return
         culprits = silent or behind or stuck
         names = ", ".join(f"{r} (host {self.hosts[r]}, "
