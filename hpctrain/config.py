@@ -210,7 +210,7 @@ class TrainConfig:
     keep_checkpoints: int = 3  # the newest K are kept, older ones deleted; 0: keep all
     stall_timeout: float | None = None  # seconds; None: max(120, 50 median steps); 0: off
     reproducible: bool = False  # the same bits for any rank count (fixed_point.py)
-    micro_batch: int = 64  # rows per micro-batch of --reproducible (the bits depend on it)
+    micro_batch: int = 256  # rows per micro-batch of --reproducible (the bits depend on it)
     resume: bool = False
     force: bool = False
     extra: dict = field(default_factory=dict)

@@ -79,6 +79,7 @@ def prepare(cfg: TrainConfig, comm, warn, lock) -> Job:
                   if cfg.reproducible else rank_slice(dataset.rows("val"), rank, size))
         val = dataset.read("val", *bounds)
     warn_large_batch(cfg, size, n_train, warn)  # last: a bad input is one line, alone
+    warn_idle_ranks(cfg, size, warn)
     return Job(model, RankRows(X, y, start, n_train), val, resume_from, device,
                dataset.standardization)
 
@@ -99,6 +100,20 @@ def warn_large_batch(cfg: TrainConfig, ranks: int, n_train: int, warn) -> None:
     warn(f"hpctrain: warning: the global batch {global_batch} ({made_of}) is larger than the "
          f"{n_train} training rows: every epoch is a single step of {n_train} rows; give a "
          f"smaller {batch_flag(cfg).split()[0]}")
+
+
+def warn_idle_ranks(cfg: TrainConfig, ranks: int, warn) -> None:
+    """--reproducible with fewer micro-batches per global batch than ranks: some ranks have
+    nothing to compute in every step. Correct (the bits do not change), but slow: say so."""
+    if not cfg.reproducible:
+        return
+    micro_batches = -(-cfg.global_batch // cfg.micro_batch)
+    if micro_batches < ranks:
+        warn(f"hpctrain: warning: --reproducible: global batch {cfg.global_batch} makes "
+             f"{micro_batches} micro-batches of {cfg.micro_batch} rows, so {ranks - micro_batches}"
+             f" of the {ranks} ranks have none to compute in each step; a --micro-batch of at "
+             f"most {max(cfg.global_batch // ranks, 1)} keeps them busy (the bits depend on it: "
+             f"use the same one in every run that must match)")
 
 
 def estimate_rank_bytes(layers, cfg: TrainConfig, ranks: int, n_train: int,

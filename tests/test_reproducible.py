@@ -150,3 +150,9 @@ def test_a_gradient_that_outgrows_the_scale_is_summed_again_not_clipped(uneven, 
     for run in runs.values():  # the first step, and at least one where the gradient grew
         with open(os.path.join(run, "summary.json")) as f:
             assert json.load(f)["reproducible"]["resummed_steps"] > 1
+
+
+def test_fewer_micro_batches_than_ranks_is_warned_once(uneven, tmp_path):
+    proc = check(run_mpi(3, ["train", "--data", uneven, "--out", tmp_path / "r", *TRAIN,
+                             "--micro-batch", "32", "--steps", "2"], timeout=300))
+    assert proc.stderr.count("2 micro-batches of 32 rows, so 1 of the 3 ranks have none") == 1
