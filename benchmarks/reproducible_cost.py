@@ -56,9 +56,9 @@ def main():
     parser.add_argument("--out", default=None)
     parser.add_argument("--mpiexec-args", default="", help="e.g. '--bind-to core'")
     args = parser.parse_args()
-    rows = ["| workload | ranks | global batch | default step (ms) | --reproducible step (ms) "
-            "| ratio |", "|---|---|---|---|---|---|"]
-    print("\n".join(rows), flush=True)
+    emit(args.out, f"`python benchmarks/reproducible_cost.py {' '.join(sys.argv[1:])}`\n\n"
+         "| workload | ranks | global batch | default step (ms) | --reproducible step (ms) "
+         "| ratio |\n|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as root:
         for name in args.workloads.split(","):
             data = synth(root, name)
@@ -70,14 +70,17 @@ def main():
                                                      os.path.join(root, "run"),
                                                      args.mpiexec_args.split()))
                 plain, exact = (statistics.median(times[m]) for m in (False, True))
-                row = (f"| {name} | {ranks} | {WORKLOADS[name].local_batch * ranks} | "
-                       f"{plain * 1e3:.2f} | {exact * 1e3:.2f} | {exact / plain:.2f}x |")
-                rows.append(row)
-                print(row, flush=True)
-    if args.out:
-        with open(args.out, "a") as f:
-            f.write(f"`python benchmarks/reproducible_cost.py {' '.join(sys.argv[1:])}`\n\n")
-            f.write("\n".join(rows) + "\n\n")
+                emit(args.out, f"| {name} | {ranks} | {WORKLOADS[name].local_batch * ranks} | "
+                               f"{plain * 1e3:.2f} | {exact * 1e3:.2f} | {exact / plain:.2f}x |")
+    emit(args.out, "")
+
+
+def emit(path, text: str) -> None:
+    """Print a row and append it to `path` at once: a study cut short keeps what it measured."""
+    print(text, flush=True)
+    if path:
+        with open(path, "a") as f:
+            f.write(text + "\n")
 
 
 if __name__ == "__main__":
