@@ -106,7 +106,7 @@ class ExactGradientSync:
                           bool(tail[STOP] > 0))
 
     def close(self) -> None:
-        pass
+        self.micro.close()
 
 
 def exact_validation(model, params, X, y, micro: int, comm) -> np.ndarray:
