@@ -22,27 +22,30 @@ import numpy as np
 from . import fixed_point as fp
 from .gradsync import CORRECT, COUNT, LOSS, NONFINITE, STOP, StepTotals
 
+GROUP, GROUP_BYTES = 4, 64 << 20  # micro-batch gradients per fixed-point pass
+
 OVERFLOW = STOP + 1
 HISTOGRAM = OVERFLOW + 1
 TAIL = HISTOGRAM + fp.SLOTS
 
 
 class ExactGradientSync:
-    """comm, allreduce, all_finite, faults: as for GradientSync; micro: MicroBatches;
+    """comm, allreduce, faults: as for GradientSync; micro: MicroBatches;
     exponent: the largest gradient exponent of the step before (a checkpoint's), or None."""
 
     overlap = None  # the buckets of --bucket-mb do not apply (config refuses them)
 
-    def __init__(self, comm, n_params: int, allreduce, all_finite, faults, micro,
+    def __init__(self, comm, n_params: int, allreduce, faults, micro,
                  exponent: int | None = None):
-        self.comm, self.allreduce, self.all_finite, self.faults = comm, allreduce, all_finite, \
-            faults
+        self.comm, self.allreduce, self.faults = comm, allreduce, faults
         self.micro, self.exponent = micro, exponent
         self.buf = np.zeros(n_params + TAIL, dtype=np.float64)
         self.acc, self.tail = self.buf[:n_params], self.buf[n_params:]
         self.histogram = self.tail[HISTOGRAM:]
         self.grad = np.zeros(n_params, dtype=np.float32)   # the sum, for the update
-        self.part = np.zeros(n_params, dtype=np.float32)   # one micro-batch's gradient
+        # micro-batch gradients waiting for one fixed-point pass (up to GROUP, at most ~64 MB)
+        group = max(1, min(GROUP, GROUP_BYTES // (4 * max(n_params, 1))))
+        self.parts = np.zeros((group, n_params), dtype=np.float32)
         self.scale = 0
         self.resummed = 0  # steps summed twice: the first one, and where gradients outgrew
 
@@ -72,14 +75,17 @@ class ExactGradientSync:
             self.exponent = highest
 
     def _sum_micro_batches(self, step, engine, X, y, bounds, bound, stop, attempt) -> None:
-        self.buf[:] = 0.0
-        scale, tail, part = 2.0 ** self.scale, self.tail, self.part
-        top, rows, correct, finite = 0.0, 0, 0, True
+        self.tail[:] = 0.0
+        scale, tail, parts = 2.0 ** self.scale, self.tail, self.parts
+        top, rows, correct, finite, waiting, first = 0.0, 0, 0, True, 0, True
         for i, (lo, hi) in enumerate(bounds):
-            loss, right = engine.loss_grad(X[lo:hi], y[lo:hi], part)
+            loss, right = engine.loss_grad(X[lo:hi], y[lo:hi], parts[waiting])
             if i == 0 and attempt == 0:  # an injected fault enters once, where a loss enters
-                loss = self.faults.corrupt(step, loss, part)
-            top = max(top, fp.quantize_add(self.acc, part, scale))
+                loss = self.faults.corrupt(step, loss, parts[waiting])
+            waiting += 1
+            if waiting == len(parts) or i + 1 == len(bounds):
+                top = max(top, fp.quantize_add(self.acc, parts, waiting, scale, first))
+                waiting, first = 0, False
             if math.isfinite(loss):
                 top = max(top, abs(loss))
                 tail[LOSS] += np.rint(loss * scale)
@@ -87,6 +93,8 @@ class ExactGradientSync:
                 finite = False
             rows += hi - lo
             correct += right
+        if first:  # no micro-batch here: this rank adds zeros
+            self.acc[:] = 0.0
         tail[COUNT], tail[CORRECT] = rows, correct
         tail[NONFINITE] = 0.0 if finite else 1.0
         tail[STOP] = 1.0 if stop else 0.0
@@ -98,10 +106,10 @@ class ExactGradientSync:
     def totals(self) -> StepTotals:
         """The reduced totals, the float32 gradient sum in `grad`, and the verdict."""
         unscale = 2.0 ** -self.scale
-        fp.dequantize(self.acc, unscale, self.grad)
+        finite_grad = fp.dequantize(self.acc, unscale, self.grad)
         tail = self.tail
         loss = float(tail[LOSS]) * unscale
-        finite = tail[NONFINITE] == 0 and math.isfinite(loss) and self.all_finite(self.grad)
+        finite = tail[NONFINITE] == 0 and math.isfinite(loss) and finite_grad
         return StepTotals(float(tail[COUNT]), loss, float(tail[CORRECT]), bool(finite),
                           bool(tail[STOP] > 0))
 

@@ -35,23 +35,34 @@ MARGIN = 2                        # a gradient may grow 4x in a step without a s
 
 
 @njit(cache=True, nogil=True)
-def quantize_add(acc, g, scale) -> float:
-    """acc += rint(g * scale) elementwise (exact: scale is a power of two); returns max |g|
-    (NaNs skipped: the step's finiteness check sees them in the sum)."""
+def quantize_add(acc, parts, count, scale, first) -> float:
+    """acc (= if first, else +=) the sum over j < count of rint(parts[j] * scale), in one
+    pass: each term is an integer (scale is a power of two), so the sum is exact in any
+    order. Returns the largest |parts[j, i]| (NaNs skipped: the step's finiteness check sees
+    them in the sum). Several micro-batches per pass: the float64 sum is read and written once
+    for all of them, and memory traffic is what this costs."""
     top = 0.0
-    for i in range(g.size):
-        v = np.float64(g[i])
-        acc[i] += np.rint(v * scale)
-        if abs(v) > top:
-            top = abs(v)
+    for i in range(acc.size):
+        total = 0.0 if first else acc[i]
+        for j in range(count):
+            v = np.float64(parts[j, i])
+            total += np.rint(v * scale)
+            if abs(v) > top:
+                top = abs(v)
+        acc[i] = total
     return top
 
 
 @njit(cache=True, nogil=True)
-def dequantize(acc, unscale, out) -> None:
-    """out = float32(acc * unscale): exact scaling by a power of two, one rounding."""
+def dequantize(acc, unscale, out) -> bool:
+    """out = float32(acc * unscale) (exact scaling by a power of two, one rounding); returns
+    whether every element is finite (one pass for both)."""
+    finite = True
     for i in range(out.size):
         out[i] = acc[i] * unscale
+        if not math.isfinite(out[i]):
+            finite = False
+    return finite
 
 
 def exponent(magnitude: float) -> int:

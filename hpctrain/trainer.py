@@ -88,7 +88,7 @@ class Trainer:
             micro = MicroBatches(comm, plan, self.clock, rows.X, rows.y, cfg.micro_batch)
             exponent = resume_from.rng.get("exact_exponent") if resume_from else None
             self.sync = ExactGradientSync(comm, model.n_params, get_allreduce(cfg.allreduce),
-                                          all_finite, self.faults, micro,
+                                          self.faults, micro,
                                           exponent)
         else:
             overlap = cfg.bucket_mb > 0 and device == "cpu"
