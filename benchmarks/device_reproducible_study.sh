@@ -19,5 +19,5 @@ for p in 1 8 16; do
 done
 echo "distinct (sha256, loss, accuracy) over P = 1, 8, 16 and all algorithms:"
 cat "$out"/bits-*.txt | cut -d' ' -f2- | sort | uniq -c
-timeout 480 python3 "$here/reproducible_cost.py" --ranks 1,4,16 --workloads W2,W1 --steps 20 \
-    --repeats 2 --mpiexec-args "--bind-to core" --out "$out/cost.md"
+timeout 500 python3 "$here/reproducible_cost.py" --ranks 1,4,16 --workloads W2,W1 --steps 30 \
+    --repeats 3 --mpiexec-args "--bind-to core" --out "$out/cost.md"

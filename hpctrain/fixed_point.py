@@ -32,25 +32,38 @@ from numba import njit
 EXP_MIN, EXP_MAX = -126, 128      # float32's exponent range, for the histogram's slots
 SLOTS = EXP_MAX - EXP_MIN + 1
 MARGIN = 2                        # a gradient may grow 4x in a step without a second sum
+QUANTIZE_BLOCK = 2048             # elements of the sum kept in L1 while the parts stream by
 
 
 @njit(cache=True, nogil=True)
 def quantize_add(acc, parts, count, scale, first) -> float:
     """acc (= if first, else +=) the sum over j < count of rint(parts[j] * scale), in one
-    pass: each term is an integer (scale is a power of two), so the sum is exact in any
-    order. Returns the largest |parts[j, i]| (NaNs skipped: the step's finiteness check sees
-    them in the sum). Several micro-batches per pass: the float64 sum is read and written once
-    for all of them, and memory traffic is what this costs."""
-    top = 0.0
-    for i in range(acc.size):
-        total = 0.0 if first else acc[i]
+    pass over acc: each term is an integer (scale is a power of two), so the sum is exact in
+    any order. Several micro-batches per pass, because memory traffic is what this costs: the
+    float64 sum is read and written once for all of them. Block by block, so that the block's
+    partial sums stay in L1 and every inner loop is one the compiler vectorises.
+
+    Returns the largest |parts[j, i]|, found as the largest magnitude's bits (an integer max,
+    which vectorises where a float max does not); a NaN reads as larger than Inf, so it makes
+    the step's bound the largest one, and the step's finiteness check then stops the run."""
+    bits = parts.view(np.uint32)
+    magnitude = np.uint32(0x7FFFFFFF)
+    top = np.uint32(0)
+    block = np.empty(QUANTIZE_BLOCK, dtype=np.float64)
+    for start in range(0, acc.size, QUANTIZE_BLOCK):
+        n = min(QUANTIZE_BLOCK, acc.size - start)
+        if first:
+            block[:n] = 0.0
+        else:
+            block[:n] = acc[start:start + n]
         for j in range(count):
-            v = np.float64(parts[j, i])
-            total += np.rint(v * scale)
-            if abs(v) > top:
-                top = abs(v)
-        acc[i] = total
-    return top
+            row, row_bits = parts[j, start:start + n], bits[j, start:start + n]
+            for i in range(n):
+                block[i] += np.rint(np.float64(row[i]) * scale)
+            for i in range(n):
+                top = max(top, row_bits[i] & magnitude)
+        acc[start:start + n] = block[:n]
+    return np.array([top], dtype=np.uint32).view(np.float32)[0]
 
 
 @njit(cache=True, nogil=True)
