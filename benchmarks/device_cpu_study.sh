@@ -14,14 +14,8 @@ set -uo pipefail
 part=${1:?usage: device_cpu_study.sh allreduce|endtoend|scaling OUT_DIR}
 out=${2:?usage: device_cpu_study.sh allreduce|endtoend|scaling OUT_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 PYTHONUNBUFFERED=1
-# One thread per rank: every variable of hpctrain.runtime.THREAD_VARS (a test keeps the lists
-# equal). The Python programs set them too; this also covers the launchers and tools between.
-export NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
-       BLIS_NUM_THREADS=1 VECLIB_MAXIMUM_THREADS=1
 mkdir -p "$out"
-python3 -m pip install -q --no-deps --no-build-isolation -e "$here/.." >/dev/null 2>&1 \
-    || { echo "install failed"; exit 1; }
+source "$here/device_env.sh"
 
 case "$part" in
 allreduce)

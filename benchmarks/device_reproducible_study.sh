@@ -7,12 +7,8 @@
 set -uo pipefail
 out=${1:?usage: device_reproducible_study.sh OUT_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 PYTHONUNBUFFERED=1
-export NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
-       BLIS_NUM_THREADS=1 VECLIB_MAXIMUM_THREADS=1
 mkdir -p "$out"
-python3 -m pip install -q --no-deps --no-build-isolation -e "$here/.." >/dev/null 2>&1 \
-    || { echo "install failed"; exit 1; }
+source "$here/device_env.sh"
 for p in 1 8 16; do
     mpirun --bind-to core -n "$p" python3 "$here/../tests/mpi/reproducible_fit.py" on \
         ring,doubling,shm,native,auto > "$out/bits-$p.txt" 2>&1

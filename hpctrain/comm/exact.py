@@ -32,20 +32,20 @@ def new_status():
 
 def sendrecv(comm, send, dest: int, recv, source: int, tag: int, status) -> None:
     """comm.Sendrecv(send -> dest, recv <- source); abort the job if recv was not filled."""
-    try:
-        comm.Sendrecv(send, dest, tag, recv, source, tag, status)
-    except _mpi().Exception as err:
-        if err.Get_error_class() != _MPI.ERR_TRUNCATE:
-            raise
-        length_mismatch(comm, source, recv.nbytes, None)
-    if status.Get_count() != recv.nbytes:
-        length_mismatch(comm, source, recv.nbytes, status.Get_count())
+    _exactly(comm, comm.Sendrecv, (send, dest, tag, recv, source, tag, status), recv, source,
+             status)
 
 
 def recv(comm, buf, source: int, tag: int, status) -> None:
     """comm.Recv(buf <- source); abort the job if buf was not filled exactly."""
+    _exactly(comm, comm.Recv, (buf, source, tag, status), buf, source, status)
+
+
+def _exactly(comm, call, args, buf, source: int, status) -> None:
+    """call(*args), which receives buf from source: a longer message (MPI's truncation
+    error) or a shorter one (its status) is a length mismatch."""
     try:
-        comm.Recv(buf, source, tag, status)
+        call(*args)
     except _mpi().Exception as err:
         if err.Get_error_class() != _MPI.ERR_TRUNCATE:
             raise
