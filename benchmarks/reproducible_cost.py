@@ -9,6 +9,7 @@ command, to --out.
 
     python benchmarks/reproducible_cost.py [--ranks 1,2] [--workloads W1,W2] [--steps 60]
                                            [--repeats 3] [--out FILE.md] [--mpiexec-args A]
+                                           [--micro-batch M]
 """
 
 import argparse
@@ -33,7 +34,7 @@ def synth(root, name):
     return path
 
 
-def step_time(data, name, ranks, steps, reproducible, out, launcher_args):
+def step_time(data, name, ranks, steps, reproducible, out, launcher_args, micro=None):
     w = WORKLOADS[name]
     cmd = [find_mpiexec(), *launcher_args, "-n", str(ranks), sys.executable, "-m", "hpctrain",
            "train", "--data", data, "--out", out, "--force", "--hidden", w.hidden_flag,
@@ -41,7 +42,7 @@ def step_time(data, name, ranks, steps, reproducible, out, launcher_args):
            "--steps", str(steps), "--allreduce", "ring", "--threads", "1",
            "--checkpoint-every-s", "0", "--log-every", str(steps)]
     if reproducible:
-        cmd.append("--reproducible")
+        cmd += ["--reproducible"] + (["--micro-batch", str(micro)] if micro else [])
     subprocess.run(cmd, check=True, capture_output=True, timeout=1800)
     with open(os.path.join(out, "summary.json")) as f:
         return json.load(f)["step_time_s"]
@@ -55,6 +56,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default=None)
     parser.add_argument("--mpiexec-args", default="", help="e.g. '--bind-to core'")
+    parser.add_argument("--micro-batch", type=int, default=None,
+                        help="--reproducible's --micro-batch (default: train's)")
     args = parser.parse_args()
     emit(args.out, f"`python benchmarks/reproducible_cost.py {' '.join(sys.argv[1:])}`\n\n"
          "| workload | ranks | global batch | default step (ms) | --reproducible step (ms) "
@@ -68,7 +71,8 @@ def main():
                     for mode in (False, True):
                         times[mode].append(step_time(data, name, ranks, args.steps, mode,
                                                      os.path.join(root, "run"),
-                                                     args.mpiexec_args.split()))
+                                                     args.mpiexec_args.split(),
+                                                     args.micro_batch))
                 plain, exact = (statistics.median(times[m]) for m in (False, True))
                 emit(args.out, f"| {name} | {ranks} | {WORKLOADS[name].local_batch * ranks} | "
                                f"{plain * 1e3:.2f} | {exact * 1e3:.2f} | {exact / plain:.2f}x |")
