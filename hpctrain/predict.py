@@ -21,7 +21,8 @@ from . import checkpoint as ckpt
 from .atomic import replacing
 from .errors import InputError
 from .model import MLP
-from .predict_input import print_stderr, read_features
+from .predict_input import read_features
+from .world import print_stderr
 
 
 def predict_file(checkpoint, input_path, out, force=False, warn=print_stderr) -> int:

@@ -10,19 +10,15 @@ order. Every value must be a finite float32; a bad one is named by line and colu
 
 import csv
 import os
-import sys
 from collections import Counter
 
 import numpy as np
 
 from .errors import InputError
+from .world import print_stderr
 
 BLOCK_ROWS = 8192  # rows parsed into one float64 block before it is kept as float32
 SHOWN = 8  # names listed in one message
-
-
-def print_stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def read_features(path, features: int, names=None, label=None, warn=print_stderr) -> np.ndarray:

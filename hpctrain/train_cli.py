@@ -164,8 +164,8 @@ def train(ctx, **flags):
         err.collective = True
         raise
     runtime.configure(cfg.threads)
-    from .training import print_stderr
     from .training import train as run_training
+    from .world import print_stderr
 
     comm = world()
     runtime.check_oversubscription(comm, cfg.threads, print_stderr)

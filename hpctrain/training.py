@@ -12,7 +12,6 @@ then on ranks are in lockstep, and a failure on one rank aborts the job.
 """
 
 import os
-import sys
 import time
 
 from .config import TrainConfig
@@ -22,7 +21,7 @@ from .rundir import prepare_run_dir
 from .runlock import RunLock
 from .startup import prepare
 from .trainer import Trainer
-from .world import world
+from .world import print_stderr, world
 
 
 def train(cfg: TrainConfig, comm=None, started: float | None = None) -> dict | None:
@@ -92,10 +91,6 @@ def column_names(data, model, warn) -> dict:
                                                              (str, int, float))):
         names["label_names"] = classes
     return names
-
-
-def print_stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def ignore(message: str) -> None:

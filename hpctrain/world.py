@@ -48,9 +48,14 @@ def hosts(comm) -> list[str]:
     return sorted(set(comm.allgather(MPI.Get_processor_name())))
 
 
+def print_stderr(message: str) -> None:
+    """The `warn(message)` of one process: the line on stderr, at once."""
+    print(message, file=sys.stderr, flush=True)
+
+
 def root_warning(comm):
     """A `warn(message)` that prints to stderr on rank 0 and does nothing elsewhere, so a
     note every rank reaches is printed once."""
     if comm.Get_rank() != 0:
         return lambda message: None
-    return lambda message: print(message, file=sys.stderr, flush=True)
+    return print_stderr
