@@ -34,6 +34,8 @@ class ExactGradientSync:
     exponent: the largest gradient exponent of the step before (a checkpoint's), or None."""
 
     overlap = None  # the buckets of --bucket-mb do not apply (config refuses them)
+    wait = float("nan")  # the waiting/moving split of GradientSync is not measured here
+    facts = {}
 
     def __init__(self, comm, n_params: int, allreduce, faults, micro,
                  exponent: int | None = None):
@@ -43,6 +45,7 @@ class ExactGradientSync:
         self.acc, self.tail = self.buf[:n_params], self.buf[n_params:]
         self.histogram = self.tail[HISTOGRAM:]
         self.grad = np.zeros(n_params, dtype=np.float32)   # the sum, for the update
+        self.local = self.grad  # only the warm-up writes a gradient here (a scratch)
         # micro-batch gradients waiting for one fixed-point pass (up to GROUP, at most ~64 MB)
         group = max(1, min(GROUP, GROUP_BYTES // (4 * max(n_params, 1))))
         self.parts = np.zeros((group, n_params), dtype=np.float32)
@@ -113,7 +116,10 @@ class ExactGradientSync:
         return StepTotals(float(tail[COUNT]), loss, float(tail[CORRECT]), bool(finite),
                           bool(tail[STOP] > 0))
 
-    def close(self) -> None:
+    def prepare(self) -> None:
+        """Nothing to set up ahead: the first step measures its fixed-point scale anyway."""
+
+    def close(self, collective: bool = True) -> None:
         self.micro.close()
 
 

@@ -37,6 +37,22 @@ def gather_phase_stats(comm, per_step: np.ndarray) -> dict | None:
             for i, p in enumerate(PHASES)}
 
 
+def allreduce_split(comm, per_step: np.ndarray, wait: float) -> dict | None:
+    """{"waiting", "moving"}: of the mean rank's allreduce seconds per step, those spent
+    waiting for the slowest rank to arrive (gradsync's READY slots) and the rest, moving
+    bytes; on rank 0, None elsewhere. Each rank's wait is at most its allreduce time."""
+    allreduce = float(per_step[PHASES.index("allreduce")])
+    mine = np.array([min(wait, allreduce), allreduce])  # a NaN wait stays NaN
+    total = np.empty_like(mine) if comm.Get_rank() == 0 else None
+    comm.Reduce(mine, total, op=MPI.SUM, root=0)
+    if total is None:
+        return None
+    waiting, whole = total / comm.Get_size()
+    if not np.isfinite(waiting):
+        return {"waiting": None, "moving": None}
+    return {"waiting": float(waiting), "moving": float(whole - waiting)}
+
+
 class RunRecords:
     """Per-step bookkeeping on every rank; what rank 0 logs, shows and summarises."""
 
@@ -50,11 +66,12 @@ class RunRecords:
         self.bar = _progress_bar(total_steps, first_step) if writes else None
         self.interval = Interval()
         self.run_times, self.measured, self.busy = np.zeros(len(PHASES)), 0, 0.0
+        self.waited = 0.0  # seconds of the measured steps' allreduces spent waiting
         self.time_to_first = None
         self.final = {}
 
     def step(self, step: int, epoch: int, totals, times, lr: float, seconds: float,
-             force_log: bool = False) -> None:
+             force_log: bool = False, wait: float = float("nan")) -> None:
         """After each step: add it up, and write a log line every log_every steps (and at the
         last step, or when `force_log`: the step a run stops at is always logged)."""
         self.interval.add(totals, times)
@@ -67,6 +84,7 @@ class RunRecords:
             self.run_times += times
             self.measured += 1
             self.busy += seconds
+            self.waited += wait  # NaN when not measured (then reported as unknown)
 
     def _log_step(self, step: int, epoch: int, lr: float) -> None:
         interval = self.interval
@@ -106,6 +124,7 @@ class RunRecords:
         """The scaling metrics (collective); written to summary.json and returned on rank 0."""
         per_step = self.run_times / max(self.measured, 1)
         phases = gather_phase_stats(self.comm, per_step)
+        split = allreduce_split(self.comm, per_step, self.waited / max(self.measured, 1))
         first = self.comm.reduce(self.time_to_first or 0.0, op=MPI.MAX, root=0)
         hosts = self.comm.gather(MPI.Get_processor_name(), root=0)
         if not self.is_root:
@@ -122,6 +141,7 @@ class RunRecords:
             "comm_fraction": phases["allreduce"]["mean"] / mean_total if mean_total else 0.0,
             "phase_times_s": {p: v["max"] for p, v in phases.items()},
             "phase_times_mean_s": {p: v["mean"] for p, v in phases.items()},
+            "allreduce_split_s": split,
             # Per phase over the measured steps: which rank was slowest, on which host, and
             # by how many seconds per step it trailed the median rank.
             "stragglers": {p: {"rank": v["slowest_rank"], "host": hosts[v["slowest_rank"]],

@@ -92,7 +92,7 @@ class Trainer:
                                           exponent)
         else:
             overlap = cfg.bucket_mb > 0 and device == "cpu"
-            self.sync = GradientSync(comm, model.n_params, get_allreduce(cfg.allreduce),
+            self.sync = GradientSync(comm, model.n_params, cfg.allreduce,
                                      all_finite, self.faults,
                                      alloc=getattr(self.engine, "host_buffer", None),
                                      bucket_bytes=int(cfg.bucket_mb * 2**20) if overlap else 0)
@@ -119,14 +119,19 @@ class Trainer:
         summary on rank 0 (None elsewhere). `stopped_at` then says where it stopped."""
         self.signals.install()
         self.watchdog = Watchdog(self.comm, self.cfg.stall_timeout)
+        finished = False
         try:
-            warm_up(self.engine, self.comm, self.rows.X[:1], self.rows.y[:1], self.sync.grad)
+            warm_up(self.engine, self.comm, self.rows.X[:1], self.rows.y[:1], self.sync.local)
+            self.sync.prepare()
             self.loop()
+            finished = True
         finally:
             self.watchdog.close()
             if self.stopped_at is None:
                 self.signals.restore()
-            self.sync.close()
+            # Freeing a shared window is collective: a rank that failed alone must not wait
+            # in it for ranks still in the step (its failure ends the job anyway).
+            self.sync.close(collective=finished)
             self.records.close()
         return self.summarize()
 
@@ -143,7 +148,7 @@ class Trainer:
             seconds = time.perf_counter() - began
             self.watchdog.step_took(seconds)
             self.records.step(step, epoch, totals, timer.times, self.lr.at(step), seconds,
-                              force_log=totals.stop)
+                              force_log=totals.stop, wait=self.sync.wait)
             if totals.stop:  # every rank sees it at this same step: checkpoint it, stop
                 self.stopped_at = last
                 self.signals.ignore_further()
@@ -174,7 +179,7 @@ class Trainer:
             sync.reduce_overlapped(step, self.model, self.engine.params_host(), X, y, stop,
                                    timer)
         else:
-            loss, correct = self.engine.loss_grad(X, y, sync.grad)
+            loss, correct = self.engine.loss_grad(X, y, sync.local)
             sync.record(step, len(X), loss, correct, stop)
             timer.lap("compute")
             watch.at(step, "allreduce")
@@ -248,6 +253,8 @@ class Trainer:
             "stop_signal": self.stop_signal,
             "restarts": settings.get("HPCTRAIN_RESTART"),
         }
+        if self.sync.facts:
+            facts["step_reduction"] = self.sync.facts
         if cfg.allreduce == "auto":
             facts["auto_choices"] = auto.choices()
         if cfg.reproducible:

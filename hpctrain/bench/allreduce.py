@@ -7,6 +7,11 @@ anything; then `--warmup` untimed calls and `--repeats` timed calls, timed like 
 Columns (docs/PERFORMANCE.md explains them): time, algbw = bytes / time, busbw = algbw *
 2(p-1)/p, and busbw relative to `native`, MPI's own Allreduce. Only rank 0 prints and writes
 files.
+
+`shm-window` is the zero-copy shm of a training step (comm/shm_step.py): the inputs are
+written into the window once, as the engine writes its gradient there, and each timed call
+is the reduce alone, the sum read where it lies. `--tune` times nothing for the table: it
+measures auto's choices afresh for the given sizes and caches them (comm/step_buffer.tune).
 """
 
 import os
@@ -20,7 +25,8 @@ from ..failures import abort_on_failure, collective_check
 from ..world import mpi_library
 
 DEFAULT_SIZES = "4K,64K,1M,8M,64M"
-DEFAULT_ALGORITHMS = "ring,doubling,shm,native,auto"
+DEFAULT_ALGORITHMS = "ring,doubling,shm,shm-window,native,auto"
+WINDOW = "shm-window"
 UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 PLOT_FORMATS = (".png", ".pdf", ".svg")
 RATIO_NOTE = ("# vs native: busbw / native's busbw at the same size, native being MPI's own "
@@ -46,7 +52,11 @@ CSV_COLUMNS = ("ranks", "dtype", "size_bytes", "count", "algorithm", "time_us", 
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
               help="Draw busbw against size (.png/.pdf/.svg; needs matplotlib).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the random inputs.")
-def allreduce(sizes, algorithms, repeats, warmup, dtype, csv_path, plot_path, seed):
+@click.option("--tune", is_flag=True,
+              help="Instead of the table: measure auto's choice for each size (float32), for "
+                   "a plain allreduce and for a training step's buffer, and cache it for this "
+                   "machine and rank layout, so that jobs start with a warm cache.")
+def allreduce(sizes, algorithms, repeats, warmup, dtype, csv_path, plot_path, seed, tune):
     """Time the allreduce algorithms; run it under mpiexec -n P."""
     runtime.configure()
     from ..world import world
@@ -54,6 +64,10 @@ def allreduce(sizes, algorithms, repeats, warmup, dtype, csv_path, plot_path, se
     comm = world()
     names, byte_sizes = collective_check(
         comm, parse_request, comm.Get_rank(), sizes, algorithms, dtype, csv_path, plot_path)
+    if tune:
+        with abort_on_failure(comm):
+            tune_sizes(comm, byte_sizes)
+        return
     with abort_on_failure(comm):
         rows = run_all(comm, names, byte_sizes, dtype, repeats, warmup, seed)
     if comm.Get_rank() == 0:
@@ -67,7 +81,7 @@ def parse_request(rank, sizes, algorithms, dtype, csv_path, plot_path):
     from ..comm import canonical_name
 
     # One row per algorithm, however it was named (`tree` is `doubling`).
-    names = list(dict.fromkeys(canonical_name(name)
+    names = list(dict.fromkeys(name if name == WINDOW else canonical_name(name)
                                for name in split_list(algorithms, "--algorithms")))
     itemsize = np.dtype(dtype).itemsize
     byte_sizes = [parse_size(text, itemsize) for text in split_list(sizes, "--sizes")]
@@ -117,6 +131,10 @@ def run_all(comm, names, byte_sizes, dtype, repeats, warmup, seed) -> list[dict]
     for index, size in enumerate(byte_sizes):
         inputs = Inputs(comm, dtype, size, seed, index)
         for name in names:
+            if name == WINDOW:
+                seconds = time_window(comm, inputs, repeats, warmup)
+                rows.append(make_row(comm.Get_size(), inputs, name, seconds, repeats, warmup))
+                continue
             # native is timed as MPI's own call, the baseline: without the one-NaN pass
             allreduce = registry.BASELINE if name == "native" else get_allreduce(name)
             check_result(comm, name, allreduce, inputs)
@@ -167,6 +185,42 @@ def time_calls(comm, fn, inputs: Inputs, repeats: int, warmup: int) -> float:
         inputs.reset()
         fn(comm, inputs.buf)
     return timing.median_time(comm, lambda: fn(comm, inputs.buf), repeats, before=inputs.reset)
+
+
+def time_window(comm, inputs: Inputs, repeats: int, warmup: int) -> float:
+    """The zero-copy shm: checked like the others (copied in and out, for the check only),
+    then timed as a training step uses it, on data already in the window."""
+    from ..comm import timing
+    from ..comm.shm_step import SharedStepBuffer
+
+    buffer = SharedStepBuffer(comm, inputs.count, inputs.dtype)
+    try:
+        def copying(comm, buf):
+            buffer.mine[:] = buf
+            buf[:] = buffer.reduce()
+
+        check_result(comm, WINDOW, copying, inputs)
+        buffer.mine[:] = inputs.data
+        for _ in range(warmup):
+            buffer.reduce()
+        return timing.median_time(comm, buffer.reduce, repeats)
+    finally:
+        buffer.close()
+
+
+def tune_sizes(comm, byte_sizes) -> None:
+    """`--tune`: auto's choices measured afresh and cached; a line per size on rank 0."""
+    from ..comm.auto import cache_path
+    from ..comm.step_buffer import tune
+
+    for row in tune(comm, [max(1, size // 4) for size in byte_sizes]):
+        if comm.Get_rank() == 0:
+            times = ", ".join(f"{name} {seconds * 1e6:.1f} us"
+                              for name, seconds in sorted(row["seconds"].items()))
+            print(f"{4 * row['elements']:>12} B  {row['use']:<12} -> {row['algorithm']:<10} "
+                  f"({times})", flush=True)
+    if comm.Get_rank() == 0:
+        print(f"# cached in {cache_path()}", flush=True)
 
 
 def make_row(p, inputs: Inputs, name, seconds, repeats, warmup) -> dict:

@@ -72,23 +72,40 @@ class AutoState:
         return algorithm
 
     def _choose(self, size: int, buf: np.ndarray):
-        label = class_label(size)
         if self.comm.Get_size() == 1:
             return self._record(size, SINGLE_RANK_CHOICE, "single rank", {})
         if self.key is None:
             self.key = layout_key(self.comm, sorted(self.algorithms))
-        cached = lookup(self.comm, self.key, label, self.algorithms)
-        if cached is not None:
-            return self._record(size, cached, "cached", {})
-        seconds = measure(self.comm, self.algorithms, buf.size, buf.dtype)
-        name = min(seconds, key=seconds.get)  # same numbers everywhere: same winner
-        if self.comm.Get_rank() == 0:
-            store(self.key, label, name, seconds)
-        return self._record(size, name, "measured", seconds)
+        name, source, seconds = choose(self.comm, self.key, self.algorithms, size, buf.size,
+                                       buf.dtype)
+        return self._record(size, name, source, seconds)
 
     def _record(self, size: int, name: str, source: str, seconds: dict):
-        _picked[size] = {"algorithm": name, "source": source, "seconds": seconds}
+        record(size, name, source, seconds)
         return self.algorithms[name]
+
+
+def record(size: int, name: str, source: str, seconds: dict, **facts) -> None:
+    """Remember a choice for choices()/details() (summary.json)."""
+    _picked[size] = {"algorithm": name, "source": source, "seconds": seconds, **facts}
+
+
+def choose(comm, key: str, algorithms: dict, size: int, n: int, dtype,
+           fresh: bool = False) -> tuple[str, str, dict]:
+    """(name, "cached" | "measured", seconds) for messages of `size` class (collective).
+
+    The cached choice for this layout when there is one (unless `fresh`); else every
+    candidate measured on n elements of dtype, the fastest stored in the cache.
+    """
+    label = class_label(size)
+    cached = None if fresh else lookup(comm, key, label, algorithms)
+    if cached is not None:
+        return cached, "cached", {}
+    seconds = measure(comm, algorithms, n, dtype)
+    name = min(seconds, key=seconds.get)  # same numbers everywhere: same winner
+    if comm.Get_rank() == 0:
+        store(key, label, name, seconds)
+    return name, "measured", seconds
 
 
 def measure(comm, algorithms: dict, n: int, dtype) -> dict:

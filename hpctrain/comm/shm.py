@@ -27,9 +27,9 @@ and compares every stamp after it: a rank that alone passes another agreed lengt
 collective per call could see it) would otherwise make the others sum a stale row. It aborts
 the job instead (exit 2, `exact.abort_alone`); the leaders' ring checks its messages too.
 
-Copies are the cost (docs/PERFORMANCE.md, "shm and auto"). A `Plan` names the rows of one
-(length, dtype) on a window, so a caller that writes its input into `plan.mine` itself could
-skip the copy in; nothing does so yet.
+Copies are the cost (docs/PERFORMANCE.md, "shm and auto"). The training step avoids them:
+its buffer lives in a window of its own (shm_step.py), where the engine writes its gradient
+and the optimizer reads the sum where the reduce left it.
 """
 
 import numpy as np
@@ -81,16 +81,16 @@ def chunk_bytes() -> int:
     barrier waits for the slowest rank, and the one-step shm won where it was measured
     (docs/PERFORMANCE.md).
     """
-    return _round_up(job_setting(CHUNK_VAR), ALIGN)
+    return round_up(job_setting(CHUNK_VAR), ALIGN)
 
 
-def _round_up(x: int, unit: int) -> int:
+def round_up(x: int, unit: int) -> int:
     return -(-x // unit) * unit
 
 
 def my_slice(n: int, itemsize: int, parts: int, part: int) -> tuple[int, int]:
     """[lo, hi) of the elements `part` reduces: equal chunks starting on a cache line."""
-    chunk = _round_up(-(-n // parts), max(1, ALIGN // itemsize))
+    chunk = round_up(-(-n // parts), max(1, ALIGN // itemsize))
     lo = min(part * chunk, n)
     return lo, min(lo + chunk, n)
 
@@ -135,13 +135,14 @@ class Window:
 
         self.node, self.row_bytes, self.chunk_bytes = node, row_bytes, chunk_bytes
         self.ranks, self.node_rank = node.Get_size(), node.Get_rank()
+        rows = self.ranks + 1
         # Node rank 0 allocates everything, so the rows form one contiguous 2-D array.
-        size = PAGE + (self.ranks + 1) * row_bytes if self.node_rank == 0 else 0
+        size = PAGE + rows * row_bytes if self.node_rank == 0 else 0
         self.win = MPI.Win.Allocate_shared(size, 1, comm=node)
         memory, _ = self.win.Shared_query(0)
         whole = np.frombuffer(memory, dtype=np.uint8)
         self.stamps = whole[:PAGE].view(np.int64)[:2 * self.ranks].reshape(self.ranks, 2)
-        self.bytes = whole[PAGE:PAGE + (self.ranks + 1) * row_bytes]
+        self.bytes = whole[PAGE:PAGE + rows * row_bytes]
         # A passive epoch for the window's lifetime: Sync() orders our loads and stores.
         self.win.Lock_all(MPI.MODE_NOCHECK)
         self._views, self._plans = {}, {}
@@ -216,7 +217,7 @@ class ShmAllreduce:
         if window is None or window.row_bytes < nbytes:
             # Grow at least twofold, so a sequence of growing messages reallocates rarely.
             old = 0 if window is None else window.row_bytes
-            row_bytes = _round_up(max(nbytes, 2 * old), PAGE)
+            row_bytes = round_up(max(nbytes, 2 * old), PAGE)
             if window is not None:
                 window.close()
             self.window = window = Window(self.topo.node, row_bytes, self.chunk_bytes)
