@@ -13,6 +13,14 @@ from .world import root_warning
 
 def load_for_dataset(data, checkpoint, split, comm):
     """Every input check of `evaluate`, on every rank: the checkpoint must fit the dataset."""
+    dataset, state, model = open_for_dataset(data, checkpoint, split, comm)
+    X, y = dataset.read_rank(split, comm.Get_rank(), comm.Get_size())
+    return model, state.params, X, y
+
+
+def open_for_dataset(data, checkpoint, split, comm):
+    """(dataset, checkpoint state, model), once the checkpoint is known to fit the dataset
+    and the split to exist: InputError naming the file otherwise."""
     dataset = open_dataset(data)
     state = ckpt.open_checkpoint(checkpoint, warn=root_warning(comm))
     model = MLP.from_spec(state.model_spec)
@@ -24,8 +32,7 @@ def load_for_dataset(data, checkpoint, split, comm):
     if split not in dataset.splits:
         raise InputError(f"dataset has no split {split!r} (it has "
                          f"{', '.join(dataset.splits)})", data)
-    X, y = dataset.read_rank(split, comm.Get_rank(), comm.Get_size())
-    return model, state.params, X, y
+    return dataset, state, model
 
 
 def evaluate_checkpoint(comm, data, checkpoint, split) -> dict | None:
