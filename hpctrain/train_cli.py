@@ -186,7 +186,8 @@ def train(ctx, **flags):
               help="Which split of the dataset (train, val, test).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON line.")
 def evaluate(data, checkpoint, split, as_json):
-    """Loss and accuracy of a checkpoint on a dataset split (distributed under mpiexec)."""
+    """Loss and accuracy of a checkpoint on a dataset split (distributed under mpiexec), with
+    per-class precision, recall, F1 and the confusion matrix, or R² for regression."""
     runtime.configure()
     from .evaluate import evaluate_checkpoint
 
@@ -196,9 +197,12 @@ def evaluate(data, checkpoint, split, as_json):
     if as_json:
         click.echo(json.dumps(result, sort_keys=True))
     else:
+        from .eval_metrics import report_lines
+
         accuracy = result["accuracy"]
         click.echo(f"{split}: {result['rows']} rows  loss {result['loss']:.4f}"
                    + ("" if accuracy is None else f"  accuracy {accuracy:.4f}"))
+        click.echo("\n".join(report_lines(result)))
 
 
 @click.command()
