@@ -231,7 +231,8 @@ def predict(checkpoint, input_path, data, split, out, block_rows, force):
         done = predict_split(world(), checkpoint, data, split, out, force, block_rows)
         if world().Get_rank() == 0:
             click.echo(f"wrote {done['rows']} predictions to {out} ({done['ranks']} rank(s), "
-                       f"{done['rows'] / max(done['seconds'], 1e-9):,.0f} rows/s)")
+                       f"{done['rows'] / max(done['predict_s'], 1e-9):,.0f} rows/s after "
+                       f"{done['start_s']:.1f} s of start-up)")
         return
     from .predict import predict_file
 
