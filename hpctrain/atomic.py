@@ -25,14 +25,8 @@ def replacing(path):
     """`with replacing(path) as tmp:` write the new file at `tmp` (by name); on leaving the
     block it becomes `path`. An OSError on the way (ENOSPC, EROFS, EACCES) is an OutputError
     naming `path`."""
-    folder, name = os.path.split(os.path.abspath(path))
+    tmp = temporary_beside(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-    except OSError as err:
-        raise OutputError(path, err) from None
-    os.close(fd)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
@@ -43,7 +37,25 @@ def replacing(path):
         if isinstance(err, OSError):
             raise OutputError(path, err) from None
         raise
-    sync_directory(folder)
+    sync_directory(os.path.dirname(os.path.abspath(path)))
+
+
+def temporary_beside(path) -> str:
+    """A fresh empty file `.NAME.XXXX.tmp` beside `path`, created exclusively, with the
+    permissions a plain open() would give; OutputError naming `path` if it cannot be made.
+    For writers that cannot use `replacing` (several processes writing one file)."""
+    folder, name = os.path.split(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    except OSError as err:
+        raise OutputError(path, err) from None
+    os.close(fd)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())
+    except OSError as err:
+        os.unlink(tmp)
+        raise OutputError(path, err) from None
+    return tmp
 
 
 @contextmanager

@@ -28,6 +28,7 @@ COMMANDS = {
     "train": "hpctrain.train_cli:train",
     "evaluate": "hpctrain.train_cli:evaluate",
     "predict": "hpctrain.train_cli:predict",
+    "export": "hpctrain.export_cli:export",
     "demo": "hpctrain.train_cli:demo",
     "run": "hpctrain.train_cli:run",
     "bench": "hpctrain.bench.cli:bench",

@@ -2,12 +2,16 @@
 
 HPCTRAIN_FAULT="KIND@RANK:STEP" makes rank RANK misbehave at step STEP (1-based):
   raise  an exception (the job must abort with a non-zero status within seconds),
+  kill   SIGKILL itself: a rank that dies without a word (the launcher must end the job),
   nan    a NaN loss and gradient (every rank must stop together, keeping the last checkpoint),
   slow   from step STEP on, 20 ms more compute per step (a straggler the records must name),
   slowsave  3 s more for the checkpoint written after step STEP (a slow file system).
-Unset (the normal case) it costs one integer comparison per step.
+Unset (the normal case) it costs one integer comparison per step. `predict --data` counts
+its blocks of rows as steps (`block`).
 """
 
+import os
+import signal
 import time
 
 from . import settings
@@ -41,7 +45,18 @@ class FaultPlan:
             return loss
         if step != self.step or self.kind == "slowsave":
             return loss
-        if self.kind == "raise":
-            raise RuntimeError(f"injected fault at step {step + 1} (HPCTRAIN_FAULT)")
+        if self.kind in ("raise", "kill"):
+            self.fail(step)
         grad[0] = float("nan")
         return float("nan")
+
+    def block(self, index: int) -> None:
+        """Called before block `index` (0-based) of `predict --data`'s rows: raise and kill
+        fail there; the other kinds are about training and do nothing."""
+        if index == self.step and self.kind in ("raise", "kill"):
+            self.fail(index)
+
+    def fail(self, step: int) -> None:
+        if self.kind == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        raise RuntimeError(f"injected fault at step {step + 1} (HPCTRAIN_FAULT)")

@@ -28,13 +28,7 @@ from .world import print_stderr
 def predict_file(checkpoint, input_path, out, force=False, warn=print_stderr) -> int:
     """Write the predictions for the rows of `input_path`; returns the row count.
     `checkpoint`: a checkpoint file, a run directory or its checkpoints/ folder."""
-    if os.path.exists(out) and not force:
-        raise InputError("output exists; use --force to replace it", out)
-    if not (out.endswith(".npy") or out.endswith(".csv")):
-        raise InputError("output must be .csv or .npy", out)
-    folder = os.path.dirname(out) or "."
-    if not os.path.isdir(folder):  # a typo in the path, not a failing disk: exit 2
-        raise InputError(f"no such folder {folder!r} for the output", out)
+    check_output_path(out, force, (".csv", ".npy"))
     state = ckpt.open_checkpoint(checkpoint, warn)
     model = MLP.from_spec(state.model_spec)
     extra = state.config.get("extra", {}) or {}
@@ -54,6 +48,18 @@ def predict_file(checkpoint, input_path, out, force=False, warn=print_stderr) ->
             with open(tmp, "w", newline="") as f:
                 write_table(f, predictions, model.task, classes)
     return len(X)
+
+
+def check_output_path(out, force: bool, suffixes) -> None:
+    """An output path we may write: a known suffix, an existing folder, not there already
+    (unless `force`); else InputError naming it (exit 2 before anything is written)."""
+    if os.path.exists(out) and not force:
+        raise InputError("output exists; use --force to replace it", out)
+    if not out.endswith(tuple(suffixes)):
+        raise InputError(f"output must be {' or '.join(suffixes)}", out)
+    folder = os.path.dirname(out) or "."
+    if not os.path.isdir(folder):  # a typo in the path, not a failing disk: exit 2
+        raise InputError(f"no such folder {folder!r} for the output", out)
 
 
 def recorded_names(extra: dict, key: str, count: int, path):
@@ -84,10 +90,23 @@ def class_names(extra: dict, classes: int, path, warn):
 def write_table(f, predictions, task: str, classes=None) -> None:
     """The CSV output: a header, then one row per input row (see the module's docstring)."""
     w = csv.writer(f, lineterminator="\n")
+    w.writerow(table_header(task, classes, 2 if predictions.ndim == 1 else
+                            predictions.shape[1]))
+    w.writerows(table_rows(predictions, task, classes))
+
+
+def table_header(task: str, classes, count: int) -> list:
+    """The CSV header: `prediction`, then `p_<class>` for each of `count` classes."""
     if task == "regression":
-        w.writerow(["prediction"])
-        w.writerows([_fmt(v)] for v in predictions.tolist())
-        return
+        return ["prediction"]
+    names = classes or [str(k) for k in range(count)]
+    return ["prediction", *(f"p_{name}" for name in names)]
+
+
+def table_rows(predictions, task: str, classes=None) -> list:
+    """The CSV rows of `predictions` (no header), as lists of strings."""
+    if task == "regression":
+        return [[_fmt(v)] for v in predictions.tolist()]
     if task == "binary":
         p1 = predictions.astype(np.float32)
         probs = np.column_stack([np.float32(1) - p1, p1])
@@ -95,11 +114,9 @@ def write_table(f, predictions, task: str, classes=None) -> None:
     else:
         probs = predictions
         ids = predictions.argmax(axis=1)
-    names = classes or [str(k) for k in range(probs.shape[1])]
-    w.writerow(["prediction", *(f"p_{name}" for name in names)])
-    labels = names if classes else list(range(probs.shape[1]))
-    w.writerows([labels[k], *map(_fmt, row)] for k, row in zip(ids.tolist(), probs.tolist(),
-                                                                   strict=True))
+    labels = classes or list(range(probs.shape[1]))
+    return [[labels[k], *map(_fmt, row)] for k, row in zip(ids.tolist(), probs.tolist(),
+                                                            strict=True)]
 
 
 def _fmt(value: float) -> str:

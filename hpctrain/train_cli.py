@@ -186,7 +186,8 @@ def train(ctx, **flags):
               help="Which split of the dataset (train, val, test).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON line.")
 def evaluate(data, checkpoint, split, as_json):
-    """Loss and accuracy of a checkpoint on a dataset split (distributed under mpiexec)."""
+    """Loss and accuracy of a checkpoint on a dataset split (distributed under mpiexec), with
+    per-class precision, recall, F1 and the confusion matrix, or R² for regression."""
     runtime.configure()
     from .evaluate import evaluate_checkpoint
 
@@ -196,22 +197,43 @@ def evaluate(data, checkpoint, split, as_json):
     if as_json:
         click.echo(json.dumps(result, sort_keys=True))
     else:
+        from .eval_metrics import report_lines
+
         accuracy = result["accuracy"]
         click.echo(f"{split}: {result['rows']} rows  loss {result['loss']:.4f}"
                    + ("" if accuracy is None else f"  accuracy {accuracy:.4f}"))
+        click.echo("\n".join(report_lines(result)))
 
 
 @click.command()
 @click.option("--checkpoint", required=True, type=click.Path(),
               help="Checkpoint file (.h5) of `hpctrain train` or `fit(...).save`, a run directory "
                    "or its checkpoints/ (the newest good one).")
-@click.option("--input", "input_path", required=True, type=click.Path(),
-              help="Features as .csv (numeric, optional header) or .npy.")
-@click.option("--out", required=True, type=click.Path(), help="Predictions (.csv or .npy).")
+@click.option("--input", "input_path", type=click.Path(),
+              help="Features as .csv (numeric, optional header) or .npy (one process).")
+@click.option("--data", type=click.Path(),
+              help="Instead of --input: a dataset directory, predicted by every rank of an "
+                   "mpiexec job, each its own rows.")
+@click.option("--split", default="test", show_default=True, help="The split of --data.")
+@click.option("--out", required=True, type=click.Path(),
+              help="Predictions: .csv or .npy (with --data also .h5), in row order.")
+@click.option("--block-rows", default=65536, show_default=True, type=click.IntRange(min=1),
+              help="With --data: rows each rank reads, predicts and writes at a time.")
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
-def predict(checkpoint, input_path, out, force):
-    """Write the model's predictions for new rows."""
+def predict(checkpoint, input_path, data, split, out, block_rows, force):
+    """Write the model's predictions for new rows, or for a dataset split under mpiexec."""
+    if (input_path is None) == (data is None):
+        raise click.UsageError("give exactly one of --input FILE and --data DIR")
     runtime.configure()
+    if data is not None:
+        from .predict_dataset import predict_split
+
+        done = predict_split(world(), checkpoint, data, split, out, force, block_rows)
+        if world().Get_rank() == 0:
+            click.echo(f"wrote {done['rows']} predictions to {out} ({done['ranks']} rank(s), "
+                       f"{done['rows'] / max(done['predict_s'], 1e-9):,.0f} rows/s after "
+                       f"{done['start_s']:.1f} s of start-up)")
+        return
     from .predict import predict_file
 
     rows = predict_file(checkpoint, input_path, out, force)

@@ -51,7 +51,7 @@ def test_every_setting_is_in_the_readme_table():
     ("HPCTRAIN_AUTO_BUDGET_S", "soon", "expected a finite number of seconds >= 0"),
     ("HPCTRAIN_SHM_CHUNK_BYTES", "-5", "expected a whole number"),
     ("HPCTRAIN_ALLREDUCE_CHECK", "sometimes", "expected one of first, always"),
-    ("HPCTRAIN_FAULT", "raise@one", "expected raise@RANK:STEP, nan@RANK:STEP, slow@RANK:STEP"),
+    ("HPCTRAIN_FAULT", "raise@one", "expected raise@RANK:STEP, kill@RANK:STEP, nan@RANK:STEP"),
 ])
 def test_a_bad_setting_stops_every_command_in_one_line(tmp_path, variable, value, why):
     proc = run_cli(["data", "synth", "--out", tmp_path / "d", "--samples", "10"],
