@@ -32,8 +32,11 @@ def train_options(f):
     """The training flags; their defaults are TrainConfig's (the seed's model, Adam 1e-3)."""
     d = TrainConfig()
     options = [
-        click.option("--data", type=click.Path(), help="Dataset directory (hpctrain data ...)."),
-        click.option("--out", type=click.Path(), help="Run directory to write."),
+        click.option("--data", type=click.Path(),
+                     help="Dataset directory (hpctrain data ...).  [required, unless --config "
+                          "or --resume's config.json gives it]"),
+        click.option("--out", type=click.Path(),
+                     help="Run directory to write.  [required, unless --config gives it]"),
         click.option("--hidden", default="64", show_default=True,
                      help="Hidden layer sizes, comma-separated ('' for a linear model)."),
         click.option("--activation", default=d.activation, show_default=True,
@@ -183,7 +186,7 @@ def train(ctx, **flags):
               help="Checkpoint file (.h5), a run directory or its checkpoints/ (the newest "
                    "good one).")
 @click.option("--split", default="test", show_default=True,
-              help="Which split of the dataset (train, val, test).")
+              type=click.Choice(("train", "val", "test")), help="Which split of the dataset.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON line.")
 def evaluate(data, checkpoint, split, as_json):
     """Loss and accuracy of a checkpoint on a dataset split (distributed under mpiexec)."""

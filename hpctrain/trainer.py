@@ -133,6 +133,7 @@ class Trainer:
     def loop(self) -> None:
         timer = StepTimer()
         self.saved_at = time.monotonic()  # the time between checkpoints counts from here
+        self.records.begin()
         last = self.first_step
         for step in range(self.first_step, self.total_steps):
             began = time.perf_counter()
@@ -197,6 +198,8 @@ class Trainer:
 
     def validate(self, epoch: int, step: int) -> None:
         """Loss and accuracy on the val split: each rank its rows, one reduction."""
+        began = time.perf_counter()
+        self.faults.validating(step + 1)
         Xv, yv = self.val
         params = self.engine.params_host()
         if self.cfg.reproducible:
@@ -205,7 +208,8 @@ class Trainer:
             loss, correct = self.model.evaluate(params, Xv, yv)
             sums = np.array([loss, correct, len(yv)], dtype=np.float64)
             self.comm.Allreduce(MPI.IN_PLACE, sums, op=MPI.SUM)
-        self.records.validation(epoch, step, sums)
+        seconds = time.perf_counter() - began
+        self.records.validation(epoch, step, sums, seconds)
 
     # --- checkpoints and the summary --------------------------------------------------------
 
