@@ -41,13 +41,18 @@ class RunRecords:
     """Per-step bookkeeping on every rank; what rank 0 logs, shows and summarises."""
 
     def __init__(self, comm, out: str | None, log_every: int, first_step: int,
-                 total_steps: int, started: float):
+                 total_steps: int, started: float, tensorboard: bool = False):
         self.comm, self.out, self.log_every = comm, out, log_every
         self.first_step, self.total_steps, self.started = first_step, total_steps, started
         self.is_root = comm.Get_rank() == 0
         writes = self.is_root and out
         self.log = MetricsLog(os.path.join(out, "metrics.jsonl")) if writes else None
         self.progress = Progress(total_steps, first_step, started) if writes else None
+        self.board = None
+        if writes and tensorboard:
+            from .tensorboard_log import BoardLog  # optional extra, loaded only when asked
+
+            self.board = BoardLog(out, first_step)
         self.interval = Interval()
         self.run_times, self.measured, self.busy = np.zeros(len(PHASES)), 0, 0.0
         self.time_to_first = None
@@ -107,6 +112,8 @@ class RunRecords:
     def _write(self, record: dict) -> None:
         if self.log is not None:
             self.log.write(record)
+        if self.board is not None:
+            self.board.write(record)
 
     def summary(self, global_batch: int, run_facts: dict) -> dict | None:
         """The scaling metrics (collective); written to summary.json and returned on rank 0."""
@@ -144,4 +151,6 @@ class RunRecords:
             self.progress.close()
         if self.log is not None:
             self.log.close()
+        if self.board is not None:
+            self.board.close()
 

@@ -101,6 +101,15 @@ def train_options(f):
                           "any allreduce (needs --global-batch and --shuffle global; CPU)."),
         click.option("--micro-batch", type=int, default=d.micro_batch, show_default=True,
                      help="Rows per micro-batch of --reproducible (the bits depend on it)."),
+        click.option("--trace", type=click.Path(dir_okay=False),
+                     help="Write a per-rank timeline of the steps to FILE (Chrome trace-event "
+                          "JSON: open it in Perfetto or chrome://tracing)."),
+        click.option("--trace-steps", metavar="A:B",
+                     help="The steps --trace keeps, 1-based, both included (default: the "
+                          "first 100 of this start)."),
+        click.option("--tensorboard/--no-tensorboard", default=d.tensorboard,
+                     help="Also write TensorBoard event files to RUN/tensorboard/ (needs the "
+                          "tensorboard extra)."),
         click.option("--resume", is_flag=True, help="Continue from the newest good checkpoint."),
         click.option("--force", is_flag=True, help="Replace an existing run directory."),
         click.option("--config", "config_file", type=click.Path(),
@@ -124,7 +133,7 @@ def build_config(ctx, flags: dict) -> TrainConfig:
         if os.path.exists(saved):
             values.update(check_values(read_saved_config(saved), saved))
             # how this start runs, not what the run is: the flags (and the job) decide
-            for name in ("resume", "force", "threads"):
+            for name in ("resume", "force", "threads", "trace", "trace_steps"):
                 values.pop(name, None)
     if flags.get("config_file"):
         values.update(load_toml(flags["config_file"]))

@@ -35,6 +35,7 @@ from .rundir import config_record
 from .schedule import LearningRate
 from .signals import StopRequests
 from .startup import RankRows
+from .timeline import Timeline
 from .watchdog import Watchdog
 from .world import mpi_library
 
@@ -101,7 +102,10 @@ class Trainer:
         self.stopped_at = None
         self.stop_signal = None
         self.records = RunRecords(comm, out, cfg.log_every, self.first_step, self.total_steps,
-                                  time.perf_counter() if started is None else started)
+                                  time.perf_counter() if started is None else started,
+                                  tensorboard=cfg.tensorboard)
+        self.timeline = Timeline(comm, cfg.trace, cfg.trace_steps, self.first_step,
+                                 self.total_steps)
 
     def initial_params(self) -> np.ndarray:
         """Rank 0 draws them from the seed; everyone receives the same bits."""
@@ -128,6 +132,7 @@ class Trainer:
                 self.signals.restore()
             self.sync.close()
             self.records.close()
+        self.timeline.write()
         return self.summarize()
 
     def loop(self) -> None:
@@ -139,6 +144,7 @@ class Trainer:
             began = time.perf_counter()
             epoch, k = self.clock.at(step)
             totals = self.step(step, timer)
+            self.timeline.step(step, timer)
             self.samples_in_epoch = (0.0 if k == 0 else self.samples_in_epoch) + totals.count
             last = step + 1
             seconds = time.perf_counter() - began
@@ -210,6 +216,7 @@ class Trainer:
             self.comm.Allreduce(MPI.IN_PLACE, sums, op=MPI.SUM)
         seconds = time.perf_counter() - began
         self.records.validation(epoch, step, sums, seconds)
+        self.timeline.mark("validation", step, began, seconds)
 
     # --- checkpoints and the summary --------------------------------------------------------
 
@@ -224,6 +231,7 @@ class Trainer:
         if not self.is_root or not self.out or step == self.saved_step:
             return
         self.watchdog.at(step - 1, "checkpoint")
+        began = time.perf_counter()
         self.faults.saving(step)
         self.saved_at, self.saved_step = time.monotonic(), step
         epoch, k = self.clock.at(step)
@@ -238,6 +246,7 @@ class Trainer:
                   self.engine.optimizer_state(), step, epoch, k, rng, config_record(self.cfg))
         if self.cfg.keep_checkpoints:
             ckpt.prune(self.out, self.cfg.keep_checkpoints)
+        self.timeline.mark("checkpoint", step - 1, began, time.perf_counter() - began)
 
     def summarize(self) -> dict | None:
         cfg = self.cfg
