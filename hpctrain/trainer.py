@@ -34,6 +34,7 @@ from .records import RunRecords
 from .rundir import config_record
 from .schedule import LearningRate
 from .signals import StopRequests
+from .slurm_job import slurm_job
 from .startup import RankRows
 from .timeline import Timeline
 from .watchdog import Watchdog
@@ -260,6 +261,7 @@ class Trainer:
             "stopped_at_step": self.stopped_at,
             "stop_signal": self.stop_signal,
             "restarts": settings.get("HPCTRAIN_RESTART"),
+            "slurm": slurm_job(),  # None outside a SLURM job
         }
         if cfg.allreduce == "auto":
             facts["auto_choices"] = auto.choices()
