@@ -21,6 +21,7 @@ from . import checkpoint as ckpt
 from . import settings
 from .batches import Batches, EpochClock, local_batch_size, make_plan
 from .comm import auto, get_allreduce
+from .compile_note import say_if_compiling
 from .config import TrainConfig
 from .engine import make_engine, warm_up
 from .errors import RunFailed
@@ -38,7 +39,7 @@ from .slurm_job import slurm_job
 from .startup import RankRows
 from .timeline import Timeline
 from .watchdog import Watchdog
-from .world import mpi_library
+from .world import mpi_library, print_stderr
 
 
 class Trainer:
@@ -124,6 +125,8 @@ class Trainer:
         summary on rank 0 (None elsewhere). `stopped_at` then says where it stopped."""
         self.signals.install()
         self.watchdog = Watchdog(self.comm, self.cfg.stall_timeout)
+        if self.is_root and self.out and self.device == "cpu":
+            say_if_compiling(print_stderr)
         try:
             warm_up(self.engine, self.comm, self.rows.X[:1], self.rows.y[:1], self.sync.grad)
             self.loop()

@@ -97,3 +97,15 @@ def test_help_marks_required_options_and_shows_choices():
 def test_data_folders_are_ignored_by_git():
     proc = subprocess.run(["git", "-C", REPO, "check-ignore", "-q", "data/w1/manifest.json"])
     assert proc.returncode == 0, "data/ is not in .gitignore"
+
+
+def test_a_cold_kernel_cache_is_announced_once(tmp_path):
+    """An empty Numba cache: rank 0 says it compiles (once, of 2 ranks); the second run,
+    with the kernels cached, says nothing."""
+    data = make_data(tmp_path / "d", samples=200)
+    env = child_env(NUMBA_CACHE_DIR=tmp_path / "numba-cache")
+    args = ["train", "--data", data, "--hidden", "4", "--steps", "2", "--allreduce", "ring"]
+    cold = check(run_mpi(2, [*args, "--out", tmp_path / "cold"], env=env, timeout=400))
+    assert cold.stderr.count("compiling kernels (first run only") == 1, cold.stderr
+    warm = check(run_mpi(2, [*args, "--out", tmp_path / "warm"], env=env, timeout=400))
+    assert "compiling" not in warm.stderr, warm.stderr
