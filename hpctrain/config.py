@@ -9,6 +9,7 @@ import tomllib
 from dataclasses import dataclass, field
 
 from .errors import InputError
+from .steps_window import parse_window
 
 DEFAULT_EPOCHS = 5
 
@@ -26,7 +27,7 @@ MAX_THREADS = 4096
 class Rule:
     """What one field accepts: its type, its range, whether None (left out) is allowed."""
 
-    kind: str  # int | float | bool | path | choice | hidden | table
+    kind: str  # int | float | bool | path | choice | hidden | table | window
     low: float | None = None  # inclusive minimum
     high: float | None = None  # inclusive maximum
     below: float | None = None  # exclusive maximum
@@ -39,6 +40,7 @@ class Rule:
         if self.kind == "choice":
             return f"one of {', '.join(self.choices)}"
         fixed = {"bool": "true or false", "path": "a path (a string)", "table": "a table",
+                 "window": "steps A:B with 1 <= A <= B (e.g. 1:100)",
                  "hidden": "positive integers, comma-separated ('64,64') or a list ([64, 64])"}
         if self.kind in fixed:
             return fixed[self.kind]
@@ -67,6 +69,8 @@ class Rule:
             return (os.fspath(value) if ok else None), ok
         if kind == "table":
             return value, isinstance(value, dict)
+        if kind == "window":
+            return value, parse_window(value) is not None
         if kind == "hidden":
             try:
                 sizes = parse_hidden(value)
@@ -130,6 +134,9 @@ RULES = {
     "stall_timeout": _float(low=0, optional=True),
     "reproducible": Rule("bool"),
     "micro_batch": _int(1),
+    "tensorboard": Rule("bool"),
+    "trace": Rule("path", optional=True),
+    "trace_steps": Rule("window", optional=True),
     "resume": Rule("bool"),
     "force": Rule("bool"),
     "extra": Rule("table"),
@@ -211,6 +218,9 @@ class TrainConfig:
     stall_timeout: float | None = None  # seconds; None: max(120, 50 median steps); 0: off
     reproducible: bool = False  # the same bits for any rank count (fixed_point.py)
     micro_batch: int = 256  # rows per micro-batch of --reproducible (the bits depend on it)
+    tensorboard: bool = False  # also write RUN/tensorboard/ (hpctrain.tensorboard_log)
+    trace: str | None = None  # a per-rank timeline, trace-event JSON (hpctrain.timeline)
+    trace_steps: str | None = None  # "A:B": the steps the trace keeps (steps_window.py)
     resume: bool = False
     force: bool = False
     extra: dict = field(default_factory=dict)
@@ -246,6 +256,8 @@ class TrainConfig:
             setattr(self, name, check_field(name, getattr(self, name)))
         if self.reproducible:
             check_reproducible(self)
+        if self.trace_steps is not None and not self.trace:
+            raise InputError("--trace-steps says which steps --trace FILE keeps: give --trace")
 
 
 def check_reproducible(cfg) -> None:

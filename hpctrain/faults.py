@@ -5,7 +5,8 @@ HPCTRAIN_FAULT="KIND@RANK:STEP" makes rank RANK misbehave at step STEP (1-based)
   kill   SIGKILL itself: a rank that dies without a word (the launcher must end the job),
   nan    a NaN loss and gradient (every rank must stop together, keeping the last checkpoint),
   slow   from step STEP on, 20 ms more compute per step (a straggler the records must name),
-  slowsave  3 s more for the checkpoint written after step STEP (a slow file system).
+  slowsave  3 s more for the checkpoint written after step STEP (a slow file system),
+  slowval   2 s more for the validation after step STEP (a big validation split).
 Unset (the normal case) it costs one integer comparison per step. `predict --data` counts
 its blocks of rows as steps (`block`).
 """
@@ -18,6 +19,7 @@ from . import settings
 
 SLOW_S = 0.02
 SLOW_SAVE_S = 3.0
+SLOW_VALIDATION_S = 2.0
 
 
 class FaultPlan:
@@ -37,13 +39,18 @@ class FaultPlan:
         if self.kind == "slowsave" and steps_done == self.step + 1:
             time.sleep(SLOW_SAVE_S)
 
+    def validating(self, steps_done: int) -> None:
+        """Called as the validation after `steps_done` steps starts."""
+        if self.kind == "slowval" and steps_done == self.step + 1:
+            time.sleep(SLOW_VALIDATION_S)
+
     def corrupt(self, step: int, loss: float, grad) -> float:
         """The loss to report for this step (and maybe a poisoned gradient)."""
         if self.kind == "slow":
             if step >= self.step:
                 time.sleep(SLOW_S)
             return loss
-        if step != self.step or self.kind == "slowsave":
+        if step != self.step or self.kind in ("slowsave", "slowval"):
             return loss
         if self.kind in ("raise", "kill"):
             self.fail(step)

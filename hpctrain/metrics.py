@@ -16,18 +16,21 @@ PHASE_INDEX = {name: i for i, name in enumerate(PHASES)}
 
 
 class StepTimer:
-    """Seconds spent in each phase of the current step."""
+    """Seconds spent in each phase of the current step, and when each phase ended (the
+    perf_counter clock: --trace lays the same laps out on a timeline)."""
 
     def __init__(self):
         self.times = np.zeros(len(PHASES))
-        self._t = time.perf_counter()
+        self.ends = np.zeros(len(PHASES))
+        self._t = self.began = time.perf_counter()
 
     def start(self):
-        self._t = time.perf_counter()
+        self._t = self.began = time.perf_counter()
 
     def lap(self, phase: str):
         now = time.perf_counter()
         self.times[PHASE_INDEX[phase]] = now - self._t
+        self.ends[PHASE_INDEX[phase]] = now
         self._t = now
 
 
@@ -49,6 +52,10 @@ class Interval:
         self.correct += totals.correct
         self.times += times
         self.steps += 1
+
+    def exclude(self, seconds: float) -> None:
+        """Leave `seconds` (a validation pass) out of the wall time behind samples/s."""
+        self.t0 += seconds
 
     def per_step_times(self) -> np.ndarray:
         return self.times / max(self.steps, 1)

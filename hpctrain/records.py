@@ -11,13 +11,13 @@ the fast ranks is then mostly waiting for the slow one.
 """
 
 import os
-import sys
 import time
 
 import numpy as np
 from mpi4py import MPI
 
 from .metrics import PHASES, Interval, MetricsLog, write_json_atomic
+from .progress import Progress
 
 
 def gather_phase_stats(comm, per_step: np.ndarray) -> dict | None:
@@ -57,18 +57,28 @@ class RunRecords:
     """Per-step bookkeeping on every rank; what rank 0 logs, shows and summarises."""
 
     def __init__(self, comm, out: str | None, log_every: int, first_step: int,
-                 total_steps: int, started: float):
+                 total_steps: int, started: float, tensorboard: bool = False):
         self.comm, self.out, self.log_every = comm, out, log_every
         self.first_step, self.total_steps, self.started = first_step, total_steps, started
         self.is_root = comm.Get_rank() == 0
         writes = self.is_root and out
         self.log = MetricsLog(os.path.join(out, "metrics.jsonl")) if writes else None
-        self.bar = _progress_bar(total_steps, first_step) if writes else None
+        self.progress = Progress(total_steps, first_step, started) if writes else None
+        self.board = None
+        if writes and tensorboard:
+            from .tensorboard_log import BoardLog  # optional extra, loaded only when asked
+
+            self.board = BoardLog(out, first_step)
         self.interval = Interval()
         self.run_times, self.measured, self.busy = np.zeros(len(PHASES)), 0, 0.0
         self.waited = 0.0  # seconds of the measured steps' allreduces spent waiting
         self.time_to_first = None
         self.final = {}
+
+    def begin(self) -> None:
+        """As the loop starts: samples/s counts from here, not from start-up (compiling,
+        `auto`'s measurements)."""
+        self.interval.reset()
 
     def step(self, step: int, epoch: int, totals, times, lr: float, seconds: float,
              force_log: bool = False, wait: float = float("nan")) -> None:
@@ -80,6 +90,8 @@ class RunRecords:
         if self.time_to_first is None:
             # The first step carries one-off costs: it is reported, not averaged in.
             self.time_to_first = time.perf_counter() - self.started
+            if self.progress is not None:
+                self.progress.step_done(step)
         else:
             self.run_times += times
             self.measured += 1
@@ -98,27 +110,28 @@ class RunRecords:
         self._write(record)
         message = (f"loss {record['loss']:.4f}  acc {record['accuracy']:.3f}  "
                    f"{record['samples_per_s']:,.0f} samples/s")
-        if self.bar is not None:
-            self.bar.n = step + 1
-            self.bar.set_postfix_str(message, refresh=True)
-        elif self.out:
-            print(f"epoch {epoch + 1}  step {step + 1}/{self.total_steps}  {message}", flush=True)
+        if self.progress is not None:
+            self.progress.logged(step, epoch, message)
 
-    def validation(self, epoch: int, step: int, sums: np.ndarray) -> None:
-        """The globally summed (loss, correct, rows) of a validation pass."""
+    def validation(self, epoch: int, step: int, sums: np.ndarray, seconds: float = 0.0) -> None:
+        """The globally summed (loss, correct, rows) of a validation pass that took `seconds`
+        (left out of the next log line's samples/s: it measures training)."""
+        self.interval.exclude(seconds)
         if not self.is_root or sums[2] == 0:
             return
         record = {"epoch": epoch, "step": step + 1, "val_loss": sums[0] / sums[2],
                   "val_accuracy": sums[1] / sums[2]}
         self.final.update(val_loss=record["val_loss"], val_accuracy=record["val_accuracy"])
         self._write(record)
-        if self.bar is None and self.out:
-            print(f"epoch {epoch + 1}  val loss {record['val_loss']:.4f}  "
-                  f"val acc {record['val_accuracy']:.3f}", flush=True)
+        if self.progress is not None:
+            self.progress.line(f"epoch {epoch + 1}  val loss {record['val_loss']:.4f}  "
+                               f"val acc {record['val_accuracy']:.3f}")
 
     def _write(self, record: dict) -> None:
         if self.log is not None:
             self.log.write(record)
+        if self.board is not None:
+            self.board.write(record)
 
     def summary(self, global_batch: int, run_facts: dict) -> dict | None:
         """The scaling metrics (collective); written to summary.json and returned on rank 0."""
@@ -154,16 +167,10 @@ class RunRecords:
         return summary
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        if self.progress is not None:
+            self.progress.close()
         if self.log is not None:
             self.log.close()
+        if self.board is not None:
+            self.board.close()
 
-
-def _progress_bar(total: int, initial: int):
-    """A tqdm bar on an interactive terminal; None (plain lines) in batch logs."""
-    if not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm  # optional nicety, loaded only for a terminal
-
-    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)

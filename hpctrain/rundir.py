@@ -19,7 +19,7 @@ from .errors import InputError
 from .metrics import write_json_atomic
 from .runlock import LOCK_NAME
 
-RUN_FILES = ("config.json", "metrics.jsonl", "summary.json", "checkpoints")
+RUN_FILES = ("config.json", "metrics.jsonl", "summary.json", "checkpoints", "tensorboard")
 MARKER = ".hpctrain-run"
 # Temporary files of writers that were killed (hpctrain.atomic's names): removed at start.
 STALE = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp$|^.+\.tmp-\d+(\.npy|\.csv)?$")

@@ -63,10 +63,10 @@ def _node_layout(text):
 
 def _fault(text):
     """'raise@1:4' -> ("raise", 1, 4): rank 1 fails at step 4 (1-based)."""
-    found = re.fullmatch(r"(raise|kill|nan|slow|slowsave)@(\d+):(\d+)", text)
+    found = re.fullmatch(r"(raise|kill|nan|slowsave|slowval|slow)@(\d+):(\d+)", text)
     if not found:
         raise ValueError("expected raise@RANK:STEP, kill@RANK:STEP, nan@RANK:STEP, "
-                         "slow@RANK:STEP or slowsave@RANK:STEP")
+                         "slow@RANK:STEP, slowsave@RANK:STEP or slowval@RANK:STEP")
     return found.group(1), int(found.group(2)), int(found.group(3))
 
 
@@ -89,7 +89,8 @@ SETTINGS = {s.name: s for s in (
             "`raise@R:S` / `nan@R:S`: make rank R fail at step S; `kill@R:S`: rank R "
             "kills itself (SIGKILL) at step S; `slow@R:S`: make it 20 ms slower per step "
             "from step S on; `slowsave@R:S`: 3 s more for the checkpoint after step S; "
-            "`predict --data` counts its blocks of rows as steps (for fault tests)"),
+            "`slowval@R:S`: 2 s more for the validation after step S; `predict --data` "
+            "counts its blocks of rows as steps (for fault tests)"),
     Setting("HPCTRAIN_SRUN_MPI", "pmi2", _executable,
             "srun's `--mpi` plugin for `bench scaling --launcher srun` and slurm/train.sbatch"),
     Setting("HPCTRAIN_RESTART", 0, _non_negative_int,

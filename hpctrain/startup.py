@@ -63,6 +63,7 @@ def prepare(cfg: TrainConfig, comm, warn, lock) -> Job:
     model = MLP(dataset.features, cfg.hidden, cfg.activation, dataset.task, dataset.classes)
     if rank == 0:
         check_run_dir(cfg)
+        check_extra_outputs(cfg)
         lock.acquire(note=warn)
     resume_from = None
     if cfg.resume and ckpt.list_checkpoints(cfg.out):
@@ -82,6 +83,18 @@ def prepare(cfg: TrainConfig, comm, warn, lock) -> Job:
     warn_idle_ranks(cfg, size, warn)
     return Job(model, RankRows(X, y, start, n_train), val, resume_from, device,
                dataset.standardization)
+
+
+def check_extra_outputs(cfg: TrainConfig) -> None:
+    """--trace's folder can be written; --tensorboard's writer is installed."""
+    if cfg.trace:
+        from .timeline import check_trace_path
+
+        check_trace_path(cfg.trace)
+    if cfg.tensorboard:
+        from .tensorboard_log import require_writer
+
+        require_writer()
 
 
 def batch_flag(cfg: TrainConfig) -> str:

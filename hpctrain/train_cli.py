@@ -32,8 +32,11 @@ def train_options(f):
     """The training flags; their defaults are TrainConfig's (the seed's model, Adam 1e-3)."""
     d = TrainConfig()
     options = [
-        click.option("--data", type=click.Path(), help="Dataset directory (hpctrain data ...)."),
-        click.option("--out", type=click.Path(), help="Run directory to write."),
+        click.option("--data", type=click.Path(),
+                     help="Dataset directory (hpctrain data ...).  [required, unless --config "
+                          "or --resume's config.json gives it]"),
+        click.option("--out", type=click.Path(),
+                     help="Run directory to write.  [required, unless --config gives it]"),
         click.option("--hidden", default="64", show_default=True,
                      help="Hidden layer sizes, comma-separated ('' for a linear model)."),
         click.option("--activation", default=d.activation, show_default=True,
@@ -98,6 +101,15 @@ def train_options(f):
                           "any allreduce (needs --global-batch and --shuffle global; CPU)."),
         click.option("--micro-batch", type=int, default=d.micro_batch, show_default=True,
                      help="Rows per micro-batch of --reproducible (the bits depend on it)."),
+        click.option("--trace", type=click.Path(dir_okay=False),
+                     help="Write a per-rank timeline of the steps to FILE (Chrome trace-event "
+                          "JSON: open it in Perfetto or chrome://tracing)."),
+        click.option("--trace-steps", metavar="A:B",
+                     help="The steps --trace keeps, 1-based, both included (default: the "
+                          "first 100 of this start)."),
+        click.option("--tensorboard/--no-tensorboard", default=d.tensorboard,
+                     help="Also write TensorBoard event files to RUN/tensorboard/ (needs the "
+                          "tensorboard extra)."),
         click.option("--resume", is_flag=True, help="Continue from the newest good checkpoint."),
         click.option("--force", is_flag=True, help="Replace an existing run directory."),
         click.option("--config", "config_file", type=click.Path(),
@@ -121,7 +133,7 @@ def build_config(ctx, flags: dict) -> TrainConfig:
         if os.path.exists(saved):
             values.update(check_values(read_saved_config(saved), saved))
             # how this start runs, not what the run is: the flags (and the job) decide
-            for name in ("resume", "force", "threads"):
+            for name in ("resume", "force", "threads", "trace", "trace_steps"):
                 values.pop(name, None)
     if flags.get("config_file"):
         values.update(load_toml(flags["config_file"]))
@@ -183,7 +195,7 @@ def train(ctx, **flags):
               help="Checkpoint file (.h5), a run directory or its checkpoints/ (the newest "
                    "good one).")
 @click.option("--split", default="test", show_default=True,
-              help="Which split of the dataset (train, val, test).")
+              type=click.Choice(("train", "val", "test")), help="Which split of the dataset.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON line.")
 def evaluate(data, checkpoint, split, as_json):
     """Loss and accuracy of a checkpoint on a dataset split (distributed under mpiexec), with

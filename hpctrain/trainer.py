@@ -21,6 +21,7 @@ from . import checkpoint as ckpt
 from . import settings
 from .batches import Batches, EpochClock, local_batch_size, make_plan
 from .comm import auto, get_allreduce
+from .compile_note import say_if_compiling
 from .config import TrainConfig
 from .engine import make_engine, warm_up
 from .errors import RunFailed
@@ -34,9 +35,11 @@ from .records import RunRecords
 from .rundir import config_record
 from .schedule import LearningRate
 from .signals import StopRequests
+from .slurm_job import slurm_job
 from .startup import RankRows
+from .timeline import Timeline
 from .watchdog import Watchdog
-from .world import mpi_library
+from .world import mpi_library, print_stderr
 
 
 class Trainer:
@@ -101,7 +104,10 @@ class Trainer:
         self.stopped_at = None
         self.stop_signal = None
         self.records = RunRecords(comm, out, cfg.log_every, self.first_step, self.total_steps,
-                                  time.perf_counter() if started is None else started)
+                                  time.perf_counter() if started is None else started,
+                                  tensorboard=cfg.tensorboard)
+        self.timeline = Timeline(comm, cfg.trace, cfg.trace_steps, self.first_step,
+                                 self.total_steps)
 
     def initial_params(self) -> np.ndarray:
         """Rank 0 draws them from the seed; everyone receives the same bits."""
@@ -119,6 +125,8 @@ class Trainer:
         summary on rank 0 (None elsewhere). `stopped_at` then says where it stopped."""
         self.signals.install()
         self.watchdog = Watchdog(self.comm, self.cfg.stall_timeout)
+        if self.is_root and self.out and self.device == "cpu":
+            say_if_compiling(print_stderr)
         finished = False
         try:
             warm_up(self.engine, self.comm, self.rows.X[:1], self.rows.y[:1], self.sync.local)
@@ -133,16 +141,19 @@ class Trainer:
             # in it for ranks still in the step (its failure ends the job anyway).
             self.sync.close(collective=finished)
             self.records.close()
+        self.timeline.write()
         return self.summarize()
 
     def loop(self) -> None:
         timer = StepTimer()
         self.saved_at = time.monotonic()  # the time between checkpoints counts from here
+        self.records.begin()
         last = self.first_step
         for step in range(self.first_step, self.total_steps):
             began = time.perf_counter()
             epoch, k = self.clock.at(step)
             totals = self.step(step, timer)
+            self.timeline.step(step, timer)
             self.samples_in_epoch = (0.0 if k == 0 else self.samples_in_epoch) + totals.count
             last = step + 1
             seconds = time.perf_counter() - began
@@ -202,6 +213,8 @@ class Trainer:
 
     def validate(self, epoch: int, step: int) -> None:
         """Loss and accuracy on the val split: each rank its rows, one reduction."""
+        began = time.perf_counter()
+        self.faults.validating(step + 1)
         Xv, yv = self.val
         params = self.engine.params_host()
         if self.cfg.reproducible:
@@ -210,7 +223,9 @@ class Trainer:
             loss, correct = self.model.evaluate(params, Xv, yv)
             sums = np.array([loss, correct, len(yv)], dtype=np.float64)
             self.comm.Allreduce(MPI.IN_PLACE, sums, op=MPI.SUM)
-        self.records.validation(epoch, step, sums)
+        seconds = time.perf_counter() - began
+        self.records.validation(epoch, step, sums, seconds)
+        self.timeline.mark("validation", step, began, seconds)
 
     # --- checkpoints and the summary --------------------------------------------------------
 
@@ -225,6 +240,7 @@ class Trainer:
         if not self.is_root or not self.out or step == self.saved_step:
             return
         self.watchdog.at(step - 1, "checkpoint")
+        began = time.perf_counter()
         self.faults.saving(step)
         self.saved_at, self.saved_step = time.monotonic(), step
         epoch, k = self.clock.at(step)
@@ -239,6 +255,7 @@ class Trainer:
                   self.engine.optimizer_state(), step, epoch, k, rng, config_record(self.cfg))
         if self.cfg.keep_checkpoints:
             ckpt.prune(self.out, self.cfg.keep_checkpoints)
+        self.timeline.mark("checkpoint", step - 1, began, time.perf_counter() - began)
 
     def summarize(self) -> dict | None:
         cfg = self.cfg
@@ -252,6 +269,7 @@ class Trainer:
             "stopped_at_step": self.stopped_at,
             "stop_signal": self.stop_signal,
             "restarts": settings.get("HPCTRAIN_RESTART"),
+            "slurm": slurm_job(),  # None outside a SLURM job
         }
         if self.sync.facts:
             facts["step_reduction"] = self.sync.facts

@@ -93,6 +93,10 @@ def test_train_sbatch_runs_two_ranks(slurm, tiny_data, tmp_path, launcher):
     # ranks == 2 also proves srun started ONE 2-rank MPI job, not two 1-rank programs.
     assert summary["ranks"] == 2 and summary["global_batch"] == 32 and summary["steps"] == 4
     assert summary["hosts"] == [slurm.host]
+    assert summary["slurm"]["job_id"] == int(job) and summary["slurm"]["nodes"] == 1
+    assert summary["slurm"]["nodelist"] == slurm.host
+    # SLURM_NTASKS is the step's: srun's 2 ranks, or mpiexec's one proxy on the one node
+    assert summary["slurm"]["tasks"] == (2 if launcher == "srun" else 1)
     assert (run / "config.json").exists() and (run / "metrics.jsonl").exists()
 
 
