@@ -1,5 +1,12 @@
-"""Run hpctrain the way users do: as a subprocess, plainly or under a real mpiexec."""
+"""Run hpctrain the way users do: as a subprocess, plainly or under a real mpiexec.
 
+Which MPI the tests use is decided in one place, the package's own: the mpiexec beside the
+Python that runs pytest (the virtual environment's MPI, the one its mpi4py was installed
+with), unless HPCTRAIN_MPIEXEC names another. CI runs the multi-rank tests (marker `mpi`,
+see conftest.py) once from .venv (pip MPICH) and once from .venv-ompi (pip Open MPI).
+"""
+
+import functools
 import os
 import subprocess
 import sys
@@ -8,10 +15,33 @@ from hpctrain.launcher import find_mpiexec
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# What Open MPI needs on a CI machine or container, set by conftest.py when the tests' MPI is
+# Open MPI (a cluster's own settings need none of it): running as root, more ranks than
+# cores (Open MPI 5's PRRTE and Open MPI 4's own name for it), and UCX off, whose components
+# find no network device here and print "OSC UCX component priority set inside component
+# query failed" on every rank that opens a window (shm).
+OPEN_MPI_ENV = {
+    "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+    "PRTE_MCA_rmaps_default_mapping_policy": ":oversubscribe",
+    "OMPI_MCA_rmaps_base_oversubscribe": "1",
+    "OMPI_MCA_pml": "^ucx", "OMPI_MCA_osc": "^ucx", "OMPI_MCA_btl": "^uct,openib",
+}
+
 
 def mpiexec() -> str:
     """The mpiexec the package itself would start (hpctrain.launcher's order)."""
     return find_mpiexec()
+
+
+@functools.cache
+def is_open_mpi() -> bool:
+    """Whether the tests' mpiexec is Open MPI's (`mpiexec (Open MPI) 5.0.11`)."""
+    try:
+        proc = subprocess.run([mpiexec(), "--version"], capture_output=True, text=True,
+                              timeout=30, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "Open MPI" in proc.stdout or "OpenRTE" in proc.stdout
 
 
 def child_env(**extra) -> dict:

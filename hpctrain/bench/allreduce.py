@@ -6,7 +6,8 @@ anything; then `--warmup` untimed calls and `--repeats` timed calls, timed like 
 (`hpctrain.comm.timing`: a barrier before each call, the slowest rank's time, the median).
 Columns (docs/PERFORMANCE.md explains them): time, algbw = bytes / time, busbw = algbw *
 2(p-1)/p, and busbw relative to `native`, MPI's own Allreduce. Only rank 0 prints and writes
-files.
+files; each CSV row and the header carry the run's provenance (`provenance`), and
+`--reference FILE` checks the results against stored values for this machine (`reference`).
 
 `shm-window` is the zero-copy shm of a training step (comm/shm_step.py): the inputs are
 written into the window once, as the engine writes its gradient there, and each timed call
@@ -20,9 +21,10 @@ import re
 import click
 
 from .. import runtime
-from ..errors import InputError, RunFailed
+from ..errors import EXIT_FAILED, InputError, RunFailed
 from ..failures import abort_on_failure, collective_check
 from ..world import mpi_library
+from . import provenance, reference
 
 DEFAULT_SIZES = "4K,64K,1M,8M,64M"
 DEFAULT_ALGORITHMS = "ring,doubling,shm,shm-window,native,auto"
@@ -33,7 +35,8 @@ RATIO_NOTE = ("# vs native: busbw / native's busbw at the same size, native bein
               "Allreduce as MPI gives it, without hpctrain's one-NaN pass (> 1: faster than "
               "MPI; - when native did not run)")
 CSV_COLUMNS = ("ranks", "dtype", "size_bytes", "count", "algorithm", "time_us", "algbw_GBps",
-               "busbw_GBps", "busbw_vs_native", "repeats", "warmup", "mpi")
+               "busbw_GBps", "busbw_vs_native", "repeats", "warmup", "mpi",
+               *(f for f in provenance.FIELDS if f != "mpi_library"))
 
 
 @click.command()
@@ -52,30 +55,46 @@ CSV_COLUMNS = ("ranks", "dtype", "size_bytes", "count", "algorithm", "time_us", 
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
               help="Draw busbw against size (.png/.pdf/.svg; needs matplotlib).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the random inputs.")
+@click.option("--reference", "reference_path", type=click.Path(dir_okay=False),
+              help="TOML/JSON of this machine's expected values (docs/PERFORMANCE.md, "
+                   "'Reference values'): exit 1 when a result is worse than its tolerance.")
 @click.option("--tune", is_flag=True,
               help="Instead of the table: measure auto's choice for each size (float32), for "
                    "a plain allreduce and for a training step's buffer, and cache it for this "
                    "machine and rank layout, so that jobs start with a warm cache.")
-def allreduce(sizes, algorithms, repeats, warmup, dtype, csv_path, plot_path, seed, tune):
+def allreduce(sizes, algorithms, repeats, warmup, dtype, csv_path, plot_path, seed,
+              reference_path, tune):
     """Time the allreduce algorithms; run it under mpiexec -n P."""
     runtime.configure()
     from ..world import world
 
-    comm = world()
-    names, byte_sizes = collective_check(
-        comm, parse_request, comm.Get_rank(), sizes, algorithms, dtype, csv_path, plot_path)
+    facts = provenance.collect()  # before MPI starts: it runs git, and forks after MPI_Init
+    comm = world()                # are what some MPI transports warn about
+    facts["mpi_library"] = mpi_library()
+    names, byte_sizes, refs = collective_check(
+        comm, parse_request, comm.Get_rank(), sizes, algorithms, dtype, csv_path, plot_path,
+        reference_path, facts["hostname"])
     if tune:
         with abort_on_failure(comm):
             tune_sizes(comm, byte_sizes)
         return
     with abort_on_failure(comm):
-        rows = run_all(comm, names, byte_sizes, dtype, repeats, warmup, seed)
+        rows = run_all(comm, names, byte_sizes, dtype, repeats, warmup, seed, facts)
+    passed = True
     if comm.Get_rank() == 0:
         write_outputs(rows, csv_path, plot_path)
+        if refs is not None:
+            passed = reference.report(refs, [{**r, "size": r["size_bytes"]} for r in rows],
+                                      click.echo)
+    # every rank exits with rank 0's verdict, so the launcher's status is the same everywhere
+    if not comm.bcast(passed, root=0):
+        raise SystemExit(EXIT_FAILED)
 
 
-def parse_request(rank, sizes, algorithms, dtype, csv_path, plot_path):
-    """(algorithm names, sizes in bytes), or InputError naming the flag or file."""
+def parse_request(rank, sizes, algorithms, dtype, csv_path, plot_path, reference_path=None,
+                  hostname=""):
+    """(algorithm names, sizes in bytes, references or None), or InputError naming the flag
+    or file."""
     import numpy as np
 
     from ..comm import canonical_name
@@ -85,10 +104,14 @@ def parse_request(rank, sizes, algorithms, dtype, csv_path, plot_path):
                                for name in split_list(algorithms, "--algorithms")))
     itemsize = np.dtype(dtype).itemsize
     byte_sizes = [parse_size(text, itemsize) for text in split_list(sizes, "--sizes")]
+    refs = None
     if rank == 0:  # only rank 0 writes, so only its file system matters
         check_output_path(csv_path, (".csv", ".txt", ""))
+        check_csv_columns(csv_path)
         check_output_path(plot_path, PLOT_FORMATS)
-    return names, byte_sizes
+        if reference_path is not None:
+            refs = reference.load(reference_path, "allreduce", hostname)
+    return names, byte_sizes, refs
 
 
 def split_list(text: str, flag: str) -> list[str]:
@@ -98,12 +121,17 @@ def split_list(text: str, flag: str) -> list[str]:
     return list(dict.fromkeys(items))  # in the order given, without repeats
 
 
+def byte_count(text: str) -> int | None:
+    """'64K' -> 65536; None when the text is not a size."""
+    match = re.fullmatch(r"(\d+)\s*([KMG]?)(I?B)?", text.strip().upper())
+    return None if match is None else int(match.group(1)) * UNITS[match.group(2)]
+
+
 def parse_size(text: str, itemsize: int) -> int:
     """'64K' -> 65536 bytes; a positive whole number of elements."""
-    match = re.fullmatch(r"(\d+)\s*([KMG]?)(I?B)?", text.strip().upper())
-    if match is None:
+    size = byte_count(text)
+    if size is None:
         raise InputError(f"--sizes: cannot read {text!r} (use e.g. 4096, 64K, 1M)")
-    size = int(match.group(1)) * UNITS[match.group(2)]
     if size <= 0 or size % itemsize:
         raise InputError(f"--sizes: {text} is not a positive multiple of {itemsize} bytes")
     return size
@@ -121,25 +149,38 @@ def check_output_path(path, suffixes) -> None:
         raise InputError("directory does not exist", path=parent)
 
 
-def run_all(comm, names, byte_sizes, dtype, repeats, warmup, seed) -> list[dict]:
+def check_csv_columns(path) -> None:
+    """Rows are appended: refuse a file whose header is not this version's columns."""
+    if path is None or not os.path.exists(path) or os.path.getsize(path) == 0:
+        return
+    with open(path, errors="replace") as f:
+        first = f.readline().strip()
+    if first != ",".join(CSV_COLUMNS):
+        raise InputError("has other columns than this version writes (e.g. an older "
+                         "hpctrain's, before provenance): give a new --csv file", path=path)
+
+
+def run_all(comm, names, byte_sizes, dtype, repeats, warmup, seed, facts) -> list[dict]:
     """Check, then time, every (size, algorithm); rows as dicts (identical on every rank)."""
     from ..comm import get_allreduce, registry
 
     rows = []
     if comm.Get_rank() == 0:
-        print(header(comm, dtype, repeats, warmup), flush=True)
+        print(header(comm, dtype, repeats, warmup, facts), flush=True)
     for index, size in enumerate(byte_sizes):
         inputs = Inputs(comm, dtype, size, seed, index)
         for name in names:
             if name == WINDOW:
                 seconds = time_window(comm, inputs, repeats, warmup)
-                rows.append(make_row(comm.Get_size(), inputs, name, seconds, repeats, warmup))
+                rows.append(make_row(comm.Get_size(), inputs, name, seconds, repeats, warmup,
+                                     facts))
                 continue
             # native is timed as MPI's own call, the baseline: without the one-NaN pass
             allreduce = registry.BASELINE if name == "native" else get_allreduce(name)
             check_result(comm, name, allreduce, inputs)
             seconds = time_calls(comm, allreduce, inputs, repeats, warmup)
-            rows.append(make_row(comm.Get_size(), inputs, name, seconds, repeats, warmup))
+            rows.append(make_row(comm.Get_size(), inputs, name, seconds, repeats, warmup,
+                                 facts))
         add_ratios(rows, size)
         if comm.Get_rank() == 0:
             for row in rows:
@@ -223,14 +264,15 @@ def tune_sizes(comm, byte_sizes) -> None:
         print(f"# cached in {cache_path()}", flush=True)
 
 
-def make_row(p, inputs: Inputs, name, seconds, repeats, warmup) -> dict:
+def make_row(p, inputs: Inputs, name, seconds, repeats, warmup, facts) -> dict:
     size = inputs.buf.nbytes
     algbw = size / seconds / 1e9
     return {
         "ranks": p, "dtype": inputs.buf.dtype.name, "size_bytes": size,
         "count": inputs.buf.size, "algorithm": name, "time_us": seconds * 1e6, "algbw_GBps": algbw,
         "busbw_GBps": algbw * bus_factor(p), "busbw_vs_native": None,
-        "repeats": repeats, "warmup": warmup, "mpi": mpi_library(),
+        "repeats": repeats, "warmup": warmup, "mpi": facts["mpi_library"],
+        **{k: v for k, v in facts.items() if k != "mpi_library"},
     }
 
 
@@ -249,12 +291,13 @@ def add_ratios(rows, size) -> None:
         row["busbw_vs_native"] = native["time_us"] / row["time_us"]
 
 
-def header(comm, dtype, repeats, warmup) -> str:
+def header(comm, dtype, repeats, warmup, facts) -> str:
     columns = (f"{'size(B)':>12} {'count':>11} {'algorithm':>10} {'time(us)':>11} "
                f"{'algbw(GB/s)':>12} {'busbw(GB/s)':>12} {'vs native':>10}")
     p = comm.Get_size()
     ranks = f"{p} rank" if p == 1 else f"{p} ranks"
-    return (f"# allreduce, in place, {ranks}, {dtype}, {mpi_library()}\n"
+    return (f"# allreduce, in place, {ranks}, {dtype}, {facts['mpi_library']}\n"
+            f"# provenance: {provenance.describe(facts)}\n"
             f"# each: checked against a float64 sum, {warmup} warm-up calls, median of "
             f"{repeats} timed calls (slowest rank per call, barrier before each)\n"
             f"{RATIO_NOTE}\n"

@@ -4,6 +4,8 @@ Used by `hpctrain bench scaling` (after it ran the points) and `hpctrain bench r
 (on run directories from anywhere, e.g. SLURM jobs). Reading a run is run_results, reducing
 repeats to points and speedups is scaling_points, the text is scaling_tables, the figure
 scaling_plot. A run that failed is kept as a row whose status says why, never dropped.
+scaling.json holds the same points with the study's provenance (provenance.py), the
+command, and per run its directory, status and (under SLURM) sacct's accounting.
 """
 
 import os
@@ -11,30 +13,61 @@ import os
 import click
 
 from ..errors import EXIT_FAILED, InputError
+from ..metrics import write_json_atomic
+from . import provenance, sacct
 from .run_results import load_run
 from .scaling_plot import plot_scaling
 from .scaling_points import MODES, aggregate, infer_mode
-from .scaling_tables import markdown_report, markdown_table, write_csv
+from .scaling_tables import csv_row, markdown_report, markdown_table, write_csv
 
 
-def write_outputs(runs, out, mode=None, command=None, echo=print):
-    """scaling.csv, scaling.md and (matplotlib permitting) scaling.png in `out`.
+def write_outputs(runs, out, mode=None, command=None, echo=print, facts=None, extra=None):
+    """scaling.csv, scaling.md, scaling.json and (matplotlib permitting) scaling.png in `out`.
 
-    Returns (points, mode, written file names).
+    `facts`: the study's provenance (default: collected now, with the runs' MPI library);
+    `extra`: more markdown for scaling.md (e.g. the sacct table). Returns (points, mode,
+    written file names).
     """
     points = aggregate(runs)
     mode = mode or infer_mode(points)
+    facts = facts or provenance.collect(runs_mpi_library(runs))
     os.makedirs(out, exist_ok=True)
     write_csv(points, mode, os.path.join(out, "scaling.csv"))
     with open(os.path.join(out, "scaling.md"), "w") as f:
         f.write(markdown_report(points, mode, runs, command))
-    written = ["scaling.csv", "scaling.md"]
+        f.write(f"\nProvenance: {provenance.describe(facts)}.\n")
+        if extra:
+            f.write("\n" + extra)
+    write_json_atomic(os.path.join(out, "scaling.json"),
+                      study_record(points, mode, runs, command, facts))
+    written = ["scaling.csv", "scaling.md", "scaling.json"]
     if plot_scaling(points, mode, os.path.join(out, "scaling.png")):
         written.append("scaling.png")
     else:
         echo("note: matplotlib is not installed, so no scaling.png "
              "(pip install 'hpctrain[bench]')")
     return points, mode, written
+
+
+def runs_mpi_library(runs) -> str | None:
+    """The MPI the runs used, from their summaries (the harness itself never starts MPI)."""
+    return next((r.summary["mpi_library"] for r in runs
+                 if r.ok and r.summary.get("mpi_library")), None)
+
+
+def study_record(points, mode, runs, command, facts) -> dict:
+    run_list = [{"path": r.path, "ranks": r.ranks, "algorithm": r.algorithm,
+                 "status": "ok" if r.ok else f"FAILED: {r.error}",
+                 **({"sacct": r.sacct} if r.sacct else {})} for r in runs]
+    return {"format": "hpctrain-scaling", "version": 1, "mode": mode, "command": command,
+            "provenance": facts, "points": [reference_row(p, mode) for p in points],
+            "runs": run_list}
+
+
+def reference_row(point, mode) -> dict:
+    """A point as `reference.compare` and scaling.json read it: numbers, None where failed."""
+    row = {k: (None if v == "" else v) for k, v in csv_row(point, mode).items()}
+    return {**row, "mode": mode}
 
 
 def print_outcome(points, mode, out, written) -> None:
@@ -55,13 +88,18 @@ def report(run_dirs, out, mode):
 
     Each RUN_DIR is one `hpctrain train --out` directory; runs with the same rank count and
     algorithm are repeats (median). A run without summary.json is listed as FAILED and makes
-    the exit status 1.
+    the exit status 1. Runs that were SLURM jobs (summary.json's slurm.job_id, or a
+    directory named hpctrain-run-JOBID) get sacct's Elapsed, MaxRSS and TotalCPU.
     """
     for path in run_dirs:
         if not os.path.isdir(path):
             raise InputError("not a run directory", path)
     runs = [load_run(path) for path in run_dirs]
-    points, mode, written = write_outputs(runs, out, mode, echo=click.echo)
+    sacct.accounting(runs)
+    slurm_table = sacct.markdown(runs)
+    points, mode, written = write_outputs(runs, out, mode, echo=click.echo, extra=slurm_table)
+    if slurm_table:
+        click.echo(slurm_table, nl=False)
     print_outcome(points, mode, out, written)
     failed = [r for r in runs if not r.ok]
     for r in failed:

@@ -19,6 +19,7 @@ class RunResult:
     algorithm: str | None
     summary: dict = field(default_factory=dict)
     error: str | None = None
+    sacct: dict | None = None  # SLURM's accounting, set by `bench report` (sacct.py)
 
     @property
     def ok(self) -> bool:

@@ -17,7 +17,8 @@ import sys
 import click
 
 from ..errors import EXIT_FAILED, InputError
-from .report import print_outcome, write_outputs
+from . import provenance, reference
+from .report import print_outcome, reference_row, write_outputs
 from .scaling_jobs import check_out_dir, clear_runs, run_study
 from .scaling_plan import (
     dataset_rows,
@@ -94,9 +95,12 @@ def check_launcher(launcher) -> None:
 @click.option("--out", type=click.Path(file_okay=False),
               help="Output directory (default: scaling-MODE).")
 @click.option("--force", is_flag=True, help="Replace an earlier study in --out.")
+@click.option("--reference", "reference_path", type=click.Path(dir_okay=False),
+              help="TOML/JSON of this machine's expected values (docs/PERFORMANCE.md, "
+                   "'Reference values'): exit 1 when a point is worse than its tolerance.")
 def scaling(mode, ranks, workload, features, hidden, classes, batch_size, global_batch,
             samples, data_dir, allreduce, steps, repeats, launcher, mpiexec_args, train_args,
-            timeout, out, force):
+            timeout, out, force, reference_path):
     """Strong or weak scaling: one short training run per rank count and algorithm.
 
     Writes OUT/scaling.csv, OUT/scaling.md and OUT/scaling.png, plus each run's directory
@@ -108,6 +112,8 @@ def scaling(mode, ranks, workload, features, hidden, classes, batch_size, global
                             global_batch)
     check_numbers(repeats, timeout, steps)
     check_launcher(launcher)
+    refs = None if reference_path is None else reference.load(
+        reference_path, "scaling", provenance.collect()["hostname"])
     if data_dir is not None and not os.path.isdir(data_dir):
         raise InputError("no such dataset directory", data_dir)
     out = out or f"scaling-{mode}"
@@ -123,7 +129,11 @@ def scaling(mode, ranks, workload, features, hidden, classes, batch_size, global
     command = "hpctrain " + shlex.join(sys.argv[1:])
     points, mode, written = write_outputs(results, out, mode, command, click.echo)
     print_outcome(points, mode, out, written)
+    passed = refs is None or reference.report(
+        refs, [reference_row(p, mode) for p in points], click.echo)
     failed = [r for r in results if not r.ok]
+    if not passed and not failed:
+        raise SystemExit(EXIT_FAILED)
     if failed:
         click.echo(f"{len(failed)} of {len(results)} runs FAILED (see the status column)",
                    err=True)

@@ -56,10 +56,28 @@ def _rank_axis(ax, ranks) -> None:
 
 
 def plain_numbers():
-    """Tick labels 0.5, 1, 2, 4 rather than 2^-1, 2^0 ...: speedups read as plain factors."""
+    """Tick labels 0.5, 1, 2, 4 rather than 2^-1, 2^0 ...: speedups read as plain factors,
+    with three significant digits at most (0.00781, 1.05e+06, never 0.0078125)."""
     from matplotlib.ticker import FuncFormatter
 
-    return FuncFormatter(lambda value, _pos: f"{value:g}")
+    return FuncFormatter(lambda value, _pos: f"{value:.3g}")
+
+
+def readable_log_ticks(ax, values) -> None:
+    """Powers of two label a log axis only when the values span an octave or more; within a
+    narrower span (speedups 1.1-1.6) put five labelled ticks across the values instead."""
+    import numpy as np
+    from matplotlib.ticker import NullFormatter
+
+    values = [v for v in values if v and v > 0 and np.isfinite(v)]
+    if not values or max(values) / min(values) >= 4:
+        return
+    lo, hi = min(values), max(values)
+    if hi == lo:
+        lo, hi = lo / 1.5, hi * 1.5
+    ticks = sorted({float(f"{t:.2g}") for t in np.geomspace(lo, hi, 5)})
+    ax.set_yticks(ticks)
+    ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def draw_speedup(ax, points, mode) -> None:
@@ -70,6 +88,7 @@ def draw_speedup(ax, points, mode) -> None:
         ax.plot([p.ranks for p in ps], [p.speedup for p in ps], "o-", label=alg)
     ax.set_yscale("log", base=2)
     ax.yaxis.set_major_formatter(plain_numbers())
+    readable_log_ticks(ax, [*ranks, *(p.speedup for p in points)])
     ax.set_ylabel("speedup" if mode == "strong" else "scaled speedup")
     ax.set_title(f"{mode} scaling: speedup")
     _rank_axis(ax, ranks)
