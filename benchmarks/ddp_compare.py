@@ -56,7 +56,8 @@ def hpctrain_rate(a, w, data, ranks, algorithm, folder):
     launch(a.launcher, ranks, cmd, a.timeout)
     with open(os.path.join(run, "summary.json")) as f:
         s = json.load(f)
-    return s["samples_per_s"], s["comm_fraction"]
+    return s["samples_per_s"], s["comm_fraction"], s.get("allreduce_split_s") or {}, \
+        (s.get("step_reduction") or {}).get("reduction", algorithm)
 
 
 def ddp_rate(a, name, ranks):
@@ -104,9 +105,13 @@ def main():
             for p_ in ranks:
                 ddp = ddp_rate(a, name, p_) if have_torch else None
                 for algorithm in a.algorithms.split(","):
-                    rate, frac = hpctrain_rate(a, w, data, p_, algorithm, folder)
+                    rate, frac, split, used = hpctrain_rate(a, w, data, p_, algorithm,
+                                                            folder)
                     rows.append({"workload": name, "ranks": p_, "algorithm": algorithm,
+                                 "reduction": used,
                                  "hpctrain_samples_per_s": rate, "comm_fraction": frac,
+                                 "wait_ms": 1e3 * (split.get("waiting") or float("nan")),
+                                 "move_ms": 1e3 * (split.get("moving") or float("nan")),
                                  "ddp_samples_per_s": ddp,
                                  "ratio_vs_ddp": rate / ddp if ddp else None})
                     print_row(rows[-1])
@@ -121,7 +126,8 @@ def print_row(r):
     ddp = f"{r['ddp_samples_per_s']:>12,.0f}" if r["ddp_samples_per_s"] else f"{'-':>12}"
     ratio = f"{r['ratio_vs_ddp']:>6.2f}x" if r["ratio_vs_ddp"] else f"{'-':>7}"
     print(f"{r['workload']:>3} {r['ranks']:>3} ranks {r['algorithm']:>7}: hpctrain "
-          f"{r['hpctrain_samples_per_s']:>12,.0f} samples/s (comm {r['comm_fraction']:.0%})"
+          f"{r['hpctrain_samples_per_s']:>12,.0f} samples/s (comm {r['comm_fraction']:.0%}: "
+          f"wait {r['wait_ms']:.2f} ms, move {r['move_ms']:.2f} ms; {r['reduction']})"
           f"   DDP {ddp}   {ratio}", flush=True)
 
 
