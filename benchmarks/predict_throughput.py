@@ -25,6 +25,8 @@ import sys
 import tempfile
 import time
 
+from table_lines import emit
+
 from hpctrain.bench.workloads import WORKLOADS
 from hpctrain.launcher import find_mpiexec
 
@@ -119,14 +121,6 @@ def main():
                 emit(args.out, f"| {name} | {rows:,} | onnxruntime, 1 process, {label} "
                                f"(compute only) | {rate:,.0f} | | |")
     emit(args.out, "")
-
-
-def emit(path, text: str) -> None:
-    """Print a row and append it to `path` at once: a study cut short keeps what it measured."""
-    print(text, flush=True)
-    if path:
-        with open(path, "a") as f:
-            f.write(text + "\n")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ import subprocess
 import sys
 import tempfile
 
+from table_lines import emit
+
 from hpctrain.bench.workloads import WORKLOADS
 from hpctrain.launcher import find_mpiexec
 
@@ -77,14 +79,6 @@ def main():
                 emit(args.out, f"| {name} | {ranks} | {WORKLOADS[name].local_batch * ranks} | "
                                f"{plain * 1e3:.2f} | {exact * 1e3:.2f} | {exact / plain:.2f}x |")
     emit(args.out, "")
-
-
-def emit(path, text: str) -> None:
-    """Print a row and append it to `path` at once: a study cut short keeps what it measured."""
-    print(text, flush=True)
-    if path:
-        with open(path, "a") as f:
-            f.write(text + "\n")
 
 
 if __name__ == "__main__":
