@@ -9,10 +9,8 @@ Columns (docs/PERFORMANCE.md explains them): time, algbw = bytes / time, busbw =
 files; each CSV row and the header carry the run's provenance (`provenance`), and
 `--reference FILE` checks the results against stored values for this machine (`reference`).
 
-`shm-window` is the zero-copy shm of a training step (comm/shm_step.py): the inputs are
-written into the window once, as the engine writes its gradient there, and each timed call
-is the reduce alone, the sum read where it lies. `--tune` times nothing for the table: it
-measures auto's choices afresh for the given sizes and caches them (comm/step_buffer.tune).
+`shm-window`, the zero-copy shm of a training step, and `--tune`, which measures and caches
+auto's choices instead of printing the table: allreduce_window.py.
 """
 
 import os
@@ -25,10 +23,10 @@ from ..errors import EXIT_FAILED, InputError, RunFailed
 from ..failures import abort_on_failure, collective_check
 from ..world import mpi_library
 from . import provenance, reference
+from .allreduce_window import WINDOW, time_window, tune_sizes
 
 DEFAULT_SIZES = "4K,64K,1M,8M,64M"
 DEFAULT_ALGORITHMS = "ring,doubling,shm,shm-window,native,auto"
-WINDOW = "shm-window"
 UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 PLOT_FORMATS = (".png", ".pdf", ".svg")
 RATIO_NOTE = ("# vs native: busbw / native's busbw at the same size, native being MPI's own "
@@ -226,42 +224,6 @@ def time_calls(comm, fn, inputs: Inputs, repeats: int, warmup: int) -> float:
         inputs.reset()
         fn(comm, inputs.buf)
     return timing.median_time(comm, lambda: fn(comm, inputs.buf), repeats, before=inputs.reset)
-
-
-def time_window(comm, inputs: Inputs, repeats: int, warmup: int) -> float:
-    """The zero-copy shm: checked like the others (copied in and out, for the check only),
-    then timed as a training step uses it, on data already in the window."""
-    from ..comm import timing
-    from ..comm.shm_step import SharedStepBuffer
-
-    buffer = SharedStepBuffer(comm, inputs.count, inputs.dtype)
-    try:
-        def copying(comm, buf):
-            buffer.mine[:] = buf
-            buf[:] = buffer.reduce()
-
-        check_result(comm, WINDOW, copying, inputs)
-        buffer.mine[:] = inputs.data
-        for _ in range(warmup):
-            buffer.reduce()
-        return timing.median_time(comm, buffer.reduce, repeats)
-    finally:
-        buffer.close()
-
-
-def tune_sizes(comm, byte_sizes) -> None:
-    """`--tune`: auto's choices measured afresh and cached; a line per size on rank 0."""
-    from ..comm.auto import cache_path
-    from ..comm.step_buffer import tune
-
-    for row in tune(comm, [max(1, size // 4) for size in byte_sizes]):
-        if comm.Get_rank() == 0:
-            times = ", ".join(f"{name} {seconds * 1e6:.1f} us"
-                              for name, seconds in sorted(row["seconds"].items()))
-            print(f"{4 * row['elements']:>12} B  {row['use']:<12} -> {row['algorithm']:<10} "
-                  f"({times})", flush=True)
-    if comm.Get_rank() == 0:
-        print(f"# cached in {cache_path()}", flush=True)
 
 
 def make_row(p, inputs: Inputs, name, seconds, repeats, warmup, facts) -> dict:
