@@ -108,6 +108,17 @@ class GlobalShuffle:
         return rows
 
 
+class RowIndices:
+    """A batch named by its rows' indices into the rows an engine holds (`hold_rows`, the
+    CUDA engine): the engine gathers them itself, so the host copies nothing."""
+
+    def __init__(self, index: np.ndarray):
+        self.index = index
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
 class BatchGather:
     """Copies the chosen rows into reused, C-contiguous batch buffers (no per-step allocation).
 
@@ -147,16 +158,19 @@ def make_plan(shuffle: str, n_total: int, n_local: int, row_start: int, global_b
 class Batches:
     """step -> this rank's batch (X, y), from the rank's rows and the epoch plan.
 
-    An engine that copies ahead (`prefetch`, the CUDA engine) is also handed the next step's
-    batch, gathered into the other of two buffers, so its copy overlaps this step's compute.
-    Plans of the current and the next epoch are kept.
+    An engine that holds the rank's rows itself (`hold_rows`, the CUDA engine where they
+    fit) is handed RowIndices and y = None. Else an engine that copies ahead (`prefetch`) is
+    also handed the next step's batch, gathered into the other of two buffers, so its copy
+    overlaps this step's compute. Plans of the current and the next epoch are kept.
     """
 
     def __init__(self, plan, X, y, max_rows: int, clock: EpochClock, total_steps: int,
-                 prefetch=None):
+                 prefetch=None, hold=None):
         self.plan, self.clock, self.total_steps = plan, clock, total_steps
         self.prefetch = prefetch
         self.gather = BatchGather(X, y, max_rows, slots=2 if prefetch else 1)
+        if hold is not None and len(X) and hold(X, y):
+            self.gather, self.prefetch = (lambda rows: (RowIndices(rows), None)), None
         self.epoch_plans, self.pending = {}, None
 
     def rows_for(self, step: int) -> np.ndarray:

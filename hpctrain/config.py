@@ -18,6 +18,7 @@ DEFAULT_EPOCHS = 5
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "identity")
 TASKS = ("binary", "multiclass", "regression")
 OPTIMIZERS = ("adam", "sgd")
+PRECISIONS = ("fp32", "tf32", "bf16")     # kernels/cuda_blas.py PRECISIONS, without its import
 ALLREDUCES = ("auto", "ring", "doubling", "tree", "native", "shm")
 MAX_INT = 2**53  # far above any real size or count; keeps every int exact in JSON and int64
 MAX_THREADS = 4096
@@ -126,6 +127,7 @@ RULES = {
     "allreduce": Rule("choice", choices=ALLREDUCES),
     "bucket_mb": _float(low=0),
     "device": Rule("choice", choices=("cpu", "cuda", "auto")),
+    "precision": Rule("choice", choices=PRECISIONS),
     "threads": _int(1, optional=True, high=MAX_THREADS),
     "log_every": _int(1),
     "checkpoint_every": _int(0),
@@ -210,6 +212,7 @@ class TrainConfig:
     allreduce: str = "auto"  # measured per size class at start-up, cached per machine
     bucket_mb: float = 0.0  # > 0: overlap the allreduce with backward, in buckets this big
     device: str = "cpu"
+    precision: str = "fp32"  # of the GPU's large products; tf32 | bf16 need --device cuda
     threads: int | None = None  # None: runtime.resolve_threads (SLURM_CPUS_PER_TASK, ...)
     log_every: int = 10
     checkpoint_every: int = 0  # steps; 0: by time and at the end only
@@ -256,6 +259,9 @@ class TrainConfig:
             setattr(self, name, check_field(name, getattr(self, name)))
         if self.reproducible:
             check_reproducible(self)
+        if self.precision != "fp32" and self.device == "cpu":
+            raise InputError(f"--precision {self.precision} is for the GPU's products "
+                             f"(--device cuda); the CPU path computes in fp32")
         if self.trace_steps is not None and not self.trace:
             raise InputError("--trace-steps says which steps --trace FILE keeps: give --trace")
 

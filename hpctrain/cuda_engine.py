@@ -19,6 +19,8 @@ other; only its buffers live on the GPU.
 
 import numpy as np
 
+from . import settings
+from .batches import RowIndices
 from .cuda_device import cuda_available, select_gpu, sm_count
 from .errors import InputError
 from .kernels import ACTIVATIONS, TASKS
@@ -37,11 +39,14 @@ class CudaEngine:
 
     model: an hpctrain.model.MLP or its spec() dict. name/lr/momentum/weight_decay: as
     hpctrain.optim.make_optimizer. device_id: None picks local rank mod GPU count.
+    precision: fp32 | tf32 | bf16, of the large products (cuBLAS); master weights and
+    optimizer state stay float32. products: "blas" | "tiles" | None (blas where CuPy runs).
     fused/tile/shapes tune the kernels (kernels/cuda_network.py); the defaults choose.
     """
 
     def __init__(self, model, name="adam", lr=1e-3, momentum=0.0, weight_decay=0.0,
-                 device_id=None, fused=None, tile=None, shapes=None):
+                 device_id=None, fused=None, tile=None, shapes=None, precision="fp32",
+                 products=None):
         self.model = model if isinstance(model, MLP) else MLP.from_spec(model)
         self.optimizer = make_optimizer(name, self.model.n_params, lr=lr, momentum=momentum,
                                         weight_decay=weight_decay)
@@ -49,9 +54,12 @@ class CudaEngine:
         if not ok:
             raise InputError(f"CUDA was asked for but cannot be used: {reason}")
         self.device_id = select_gpu(device_id)
-        self._build(fused, tile, shapes)
+        try:
+            self._build(fused, tile, shapes, precision, products)
+        except ValueError as err:       # a precision or product path this machine lacks
+            raise InputError(f"--device cuda: {err}") from None
 
-    def _build(self, fused, tile, shapes) -> None:
+    def _build(self, fused, tile, shapes, precision, products) -> None:
         # numba-cuda is optional and slow to load: imported once cuda_available said yes.
         from .kernels.cuda_heads import STATS
         from .kernels.cuda_launch import Copy
@@ -80,7 +88,7 @@ class CudaEngine:
         self.clear_grad = prepare_clear(self.stream, self.grad, self.sm_count)
         self.network = DeviceNetwork(m.layer_shapes, ACTIVATIONS[m.activation],
                                      TASKS[m.task], self.stream, self.sm_count, fused, tile,
-                                     shapes)
+                                     shapes, products=products, precision=precision)
         self.network.bind(self.params, self.grad)
         self.update = DeviceUpdate(opt.name, self.stream, self.sm_count,
                                    momentum=getattr(opt, "momentum", 0.0),
@@ -90,12 +98,20 @@ class CudaEngine:
                                    eps=getattr(opt, "eps", 1e-8))
         self.update.bind(self.params, self.grad, self.state)
         self.batches = BatchStager(m.features, self.stream)
+        self.held = None             # HeldRows on the GPU, from hold_rows
         self.grad_dirty = False      # the device gradient holds a sum not yet consumed
         self.grad_in_busy = False    # a copy from grad_in may still be reading it
         self.grad_in_copied = cuda.event()
         self.pinned_buffers = []     # from host_buffer: gradients copy straight into them
         self.direct_copies = {}
         self.stream.synchronize()
+
+    @property
+    def facts(self) -> dict:
+        """What summary.json records of the GPU path: products, precision, where rows are."""
+        net = self.network
+        return {"gpu": self.device_id, "products": net.products, "precision": net.precision,
+                "fused_kernel": net.uses_fused(1), "rows_on_gpu": self.held is not None}
 
     # --- the engine contract -----------------------------------------------------------------
 
@@ -104,17 +120,19 @@ class CudaEngine:
 
         grad_host=None keeps the sum on the GPU for `step(None, ...)` (one GPU, no
         allreduce): only the loss totals come back."""
-        X, y = self._check_batch(X, y)
+        held = isinstance(X, RowIndices)
+        if not held:
+            X, y = self._check_batch(X, y)
         if grad_host is not None:
             self._check_grad(grad_host)
-        rows = X.shape[0]
+        rows = len(X)
         if rows == 0:
             if grad_host is not None:
                 grad_host[...] = 0
             return 0.0, 0
         if self.grad_dirty:
             self.clear_grad()
-        batch = self.batches.put(X, y)
+        batch = self.held.gather(X.index) if held else self.batches.put(X, y)
         self.network.loss_grad(batch, rows)
         self.grad_dirty = True
         direct = None if grad_host is None else self._direct(grad_host)
@@ -222,6 +240,19 @@ class CudaEngine:
                      Copy(self.grad[:self.n], grad_host, "to_device", self.stream))
             self.direct_copies[start] = found
         return found
+
+    def hold_rows(self, X, y, share: float = 0.5) -> bool:
+        """Copy all of this rank's rows to the GPU once, if they take at most `share` of
+        its free memory; True if they are held. Batches are then passed to loss_grad as
+        RowIndices into them (hpctrain.batches does so) and gathered on the GPU: no row
+        goes over the bus again, and no host core spends the step copying rows."""
+        from .kernels.cuda_resident import HeldRows, fits  # numba-cuda, loaded already
+
+        X, y = self._check_batch(X, y)
+        if settings.get("HPCTRAIN_GPU_ROWS") == "off" or not fits(X.nbytes + 4 * len(y), share):
+            return False
+        self.held = HeldRows(X, y, self.network, self.stream)
+        return True
 
     def prefetch(self, X, y) -> None:
         """Name the next batch: the next loss_grad copies it to the GPU while its own

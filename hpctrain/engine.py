@@ -7,6 +7,7 @@ CUDA path (hpctrain.cuda_engine) share one loop, one checkpoint format and one a
 import numpy as np
 from mpi4py import MPI
 
+from .errors import InputError
 from .kernels.finite import all_finite
 from .optim import make_optimizer
 
@@ -39,14 +40,19 @@ class CpuEngine:
         return self.optimizer.state_dict()
 
 
-def make_engine(device: str, model, optimizer_args: dict, params: np.ndarray):
-    """The engine for `device` ("cpu" or "cuda"), holding `params` and a fresh optimizer."""
+def make_engine(device: str, model, optimizer_args: dict, params: np.ndarray,
+                precision: str = "fp32"):
+    """The engine for `device` ("cpu" or "cuda"), holding `params` and a fresh optimizer;
+    precision: of the GPU's large products (the CPU computes in fp32 only)."""
     if device == "cuda":
         from .cuda_engine import CudaEngine  # numba-cuda: loaded only for a GPU run
 
-        engine = CudaEngine(model, **optimizer_args)
+        engine = CudaEngine(model, precision=precision, **optimizer_args)
         engine.load(params)
         return engine
+    if precision != "fp32":
+        raise InputError(f"--precision {precision} is for the GPU's products (--device "
+                         f"cuda); the CPU path computes in fp32")
     return CpuEngine(model, make_optimizer(n_params=model.n_params, **optimizer_args), params)
 
 

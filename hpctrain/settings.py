@@ -96,6 +96,10 @@ SETTINGS = {s.name: s for s in (
     Setting("HPCTRAIN_RESTART", 0, _non_negative_int,
             "set by `hpctrain run`: which attempt of the job this is (0: the first); "
             "summary.json records it as `restarts`"),
+    Setting("HPCTRAIN_GPU_ROWS", "auto", _choice("auto", "off"),
+            "`--device cuda`: `auto` holds a rank's training rows on the GPU when they take at "
+            "most half its free memory (batches are gathered there); `off` copies each batch "
+            "from host memory instead"),
     Setting("HPCTRAIN_MPIEXEC", None, _executable,
             "the mpiexec that `hpctrain demo` and `bench scaling` start (default: the one "
             "beside this Python, then the one on PATH)"),

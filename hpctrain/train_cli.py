@@ -16,6 +16,7 @@ from .config import (  # the choices click shows: config's plain tuples (see the
     ALLREDUCES,
     MAX_THREADS,
     OPTIMIZERS,
+    PRECISIONS,
     TASKS,
     TrainConfig,
     check_values,
@@ -80,6 +81,10 @@ def train_options(f):
         click.option("--device", default=d.device, show_default=True,
                      type=click.Choice(("cpu", "cuda", "auto")),
                      help="Where the kernels run (auto: a GPU if one is usable)."),
+        click.option("--precision", default=d.precision, show_default=True,
+                     type=click.Choice(PRECISIONS),
+                     help="Of the GPU's large matrix products (cuBLAS): tf32 or bf16 use the "
+                          "tensor cores; weights and optimizer state stay fp32. GPU only."),
         click.option("--threads", type=int, default=None,
                      help=f"Numba/BLAS threads per rank, 1 to {MAX_THREADS} (default: "
                           "$SLURM_CPUS_PER_TASK, else $NUMBA_NUM_THREADS, else "

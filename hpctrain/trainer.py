@@ -56,7 +56,7 @@ class Trainer:
 
         self.engine = make_engine(device, model, dict(
             name=cfg.optimizer, lr=cfg.lr, momentum=cfg.momentum,
-            weight_decay=cfg.weight_decay), self.initial_params())
+            weight_decay=cfg.weight_decay), self.initial_params(), cfg.precision)
         self.first_step = 0
         if resume_from is not None:
             self.engine.load(resume_from.params, resume_from.optimizer_state)
@@ -77,7 +77,7 @@ class Trainer:
         self.total_steps = cfg.total_steps(self.clock)
         self.batches = None if cfg.reproducible else Batches(  # else: microbatches.py
             plan, rows.X, rows.y, max_rows, self.clock, self.total_steps,
-            getattr(self.engine, "prefetch", None))
+            getattr(self.engine, "prefetch", None), getattr(self.engine, "hold_rows", None))
         # the global rows this epoch has trained on so far: where a resume at another rank
         # count (other steps per epoch) continues the epoch
         self.samples_in_epoch = 0.0
@@ -261,6 +261,7 @@ class Trainer:
         cfg = self.cfg
         facts = {
             "algorithm": cfg.allreduce, "device": self.device,
+            "gpu": getattr(self.engine, "facts", None),  # None on the CPU
             "bucket_mb": cfg.bucket_mb if self.sync.overlap is not None else 0,
             "shuffle": cfg.shuffle, "model": self.model.spec(),
             "parameters": self.model.n_params,

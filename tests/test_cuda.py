@@ -16,14 +16,15 @@ import types
 import pytest
 from helpers import REPO, check, child_env
 
-CASES = os.path.join(REPO, "tests", "cuda_sim", "cases.py")
+CASES = [os.path.join(REPO, "tests", "cuda_sim", name)
+         for name in ("cases.py", "products_cases.py")]
 
 
 def run_cases(**env) -> subprocess.CompletedProcess:
     environment = child_env(**env)
     if "NUMBA_ENABLE_CUDASIM" not in env:
         environment.pop("NUMBA_ENABLE_CUDASIM", None)
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", CASES]
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *CASES]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=environment,
                           cwd=REPO)
 

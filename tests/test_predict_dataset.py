@@ -44,6 +44,14 @@ def expected(data, checkpoint, split="test"):
     return MLP.from_spec(state.model_spec).predict(state.params, X)
 
 
+def same_predictions(got, want):
+    """Row for row to float32 rounding, not bit for bit: each rank predicts its own blocks
+    of rows, and BLAS picks its kernels (and their order of summing) by a block's row
+    count, so a row's last bit can differ from one prediction over all rows (seen: 3 of 690
+    rows, 1 ulp). Rows out of order differ by far more than this tolerance."""
+    np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-7)
+
+
 def read_back(path):
     if path.endswith(".npy"):
         return np.load(path, allow_pickle=False)
@@ -78,11 +86,11 @@ def test_every_rank_writes_its_rows_into_one_file_in_row_order(tmp_path, models,
         assert len(rows) == len(want)
         probs = np.array([r[1:] for r in rows], dtype=np.float32)
         p = want if classes > 2 else np.column_stack([1 - want, want])
-        np.testing.assert_array_equal(probs, p.astype(np.float32))
+        same_predictions(probs, p.astype(np.float32))
         ids = p.argmax(axis=1) if classes > 2 else (want >= 0.5).astype(int)
         assert [int(r[0]) for r in rows] == ids.tolist()
     else:
-        np.testing.assert_array_equal(got, want)  # the same bits, in row order
+        same_predictions(got, want)
     assert sorted(os.listdir(tmp_path)) == [os.path.basename(out)]  # no temp file left
 
 
@@ -122,7 +130,7 @@ def test_an_existing_output_is_refused_unless_forced(tmp_path, models):
     assert proc.returncode == 2 and "output exists; use --force" in proc.stderr
     assert out.read_bytes() == b"keep me"
     check(predict_mpi(2, data, checkpoint, str(out), "--force"))
-    np.testing.assert_array_equal(np.load(out), expected(data, checkpoint))
+    same_predictions(np.load(out), expected(data, checkpoint))
 
 
 @pytest.mark.parametrize("args,why", [
