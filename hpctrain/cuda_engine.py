@@ -40,13 +40,14 @@ class CudaEngine:
     model: an hpctrain.model.MLP or its spec() dict. name/lr/momentum/weight_decay: as
     hpctrain.optim.make_optimizer. device_id: None picks local rank mod GPU count.
     precision: fp32 | tf32 | bf16, of the large products (cuBLAS); master weights and
-    optimizer state stay float32. products: "blas" | "tiles" | None (blas where CuPy runs).
+    optimizer state stay float32. products: "blas" | "tiles" | None (blas where CuPy runs);
+    graphs: replay the cuBLAS path's step as a CUDA graph.
     fused/tile/shapes tune the kernels (kernels/cuda_network.py); the defaults choose.
     """
 
     def __init__(self, model, name="adam", lr=1e-3, momentum=0.0, weight_decay=0.0,
                  device_id=None, fused=None, tile=None, shapes=None, precision="fp32",
-                 products=None):
+                 products=None, graphs=True):
         self.model = model if isinstance(model, MLP) else MLP.from_spec(model)
         self.optimizer = make_optimizer(name, self.model.n_params, lr=lr, momentum=momentum,
                                         weight_decay=weight_decay)
@@ -55,11 +56,11 @@ class CudaEngine:
             raise InputError(f"CUDA was asked for but cannot be used: {reason}")
         self.device_id = select_gpu(device_id)
         try:
-            self._build(fused, tile, shapes, precision, products)
+            self._build(fused, tile, shapes, precision, products, graphs)
         except ValueError as err:       # a precision or product path this machine lacks
             raise InputError(f"--device cuda: {err}") from None
 
-    def _build(self, fused, tile, shapes, precision, products) -> None:
+    def _build(self, fused, tile, shapes, precision, products, graphs) -> None:
         # numba-cuda is optional and slow to load: imported once cuda_available said yes.
         from .kernels.cuda_heads import STATS
         from .kernels.cuda_launch import Copy
@@ -88,7 +89,8 @@ class CudaEngine:
         self.clear_grad = prepare_clear(self.stream, self.grad, self.sm_count)
         self.network = DeviceNetwork(m.layer_shapes, ACTIVATIONS[m.activation],
                                      TASKS[m.task], self.stream, self.sm_count, fused, tile,
-                                     shapes, products=products, precision=precision)
+                                     shapes, products=products, precision=precision,
+                                     graphs=graphs)
         self.network.bind(self.params, self.grad)
         self.update = DeviceUpdate(opt.name, self.stream, self.sm_count,
                                    momentum=getattr(opt, "momentum", 0.0),

@@ -13,11 +13,19 @@ Precisions (fp32 master weights and optimizer state in every case; outputs float
     tf32  float32 operands, tensor cores at TF32 (CUBLAS_COMPUTE_32F_FAST_TF32)
     bf16  bfloat16 operands (uint16 arrays, kernels/cuda_epilogue.py), float32 sums
 
+The plan of a step (kernels/cuda_blas_plan.py) runs once as it is, then is captured into a
+CUDA graph and replayed: one launch per step instead of one per product and kernel, which
+is what bounds small batches. A capture needs cuBLAS never to allocate while it records, so
+each Blas has its own handle with its own workspace (`WORKSPACE_BYTES`, NVIDIA's
+recommendation for Hopper).
+
 Row-major products in column-major cuBLAS: a row-major (r, c) matrix is a column-major
 (c, r) one, its transpose. So C = A B (row-major) is C^T = B^T A^T (column-major): the
 operands swap places and keep their transpose flags. `row_major` does that bookkeeping once.
 CuPy's gemmEx runs on CuPy's current stream: the caller makes `stream` current (`on_stream`).
 """
+
+import weakref
 
 import numpy as np
 
@@ -26,6 +34,7 @@ _OP_N, _OP_T = 0, 1
 _R_32F, _R_16BF = 0, 14                                 # cudaDataType
 _COMPUTE_32F, _COMPUTE_32F_FAST_TF32 = 68, 77           # cublasComputeType_t
 _GEMM_DEFAULT = -1                                      # cublasGemmAlgo_t
+WORKSPACE_BYTES = 32 << 20
 
 
 def blas_available() -> tuple[bool, str]:
@@ -56,9 +65,20 @@ class Blas:
         import cupy
         from cupy_backends.cuda.libs import cublas
 
+        from .cuda_shim import cuda
+
         self.cublas, self.precision = cublas, precision
-        self.stream = cupy.cuda.ExternalStream(int(stream.__cuda_stream__()[1]))
-        self.handle = cupy.cuda.device.get_cublas_handle()
+        external = getattr(cupy.cuda.Stream, "from_external", None)   # CuPy >= 14
+        self.stream = external(stream) if external else \
+            cupy.cuda.ExternalStream(int(stream.__cuda_stream__()[1]))
+        self.handle = cublas.create()
+        weakref.finalize(self, _destroy, cublas, self.handle)
+        self.workspace = cuda.device_array(WORKSPACE_BYTES, dtype=np.uint8)
+        set_workspace = getattr(cublas, "setWorkspace", None)
+        if set_workspace is not None:
+            set_workspace(self.handle, pointer(self.workspace), WORKSPACE_BYTES)
+        # without its own workspace cuBLAS may allocate inside a capture: no graphs then
+        self.capturable = set_workspace is not None
         # alpha and beta live in host memory (cuBLAS's default pointer mode), for good
         self.scalars = np.array([1.0, 0.0], dtype=np.float32)
         self.one, self.zero = self.scalars.ctypes.data, self.scalars.ctypes.data + 4
@@ -96,3 +116,10 @@ class Blas:
             gemm(*args)
         product.keep = keep
         return product
+
+
+def _destroy(cublas, handle) -> None:
+    try:
+        cublas.destroy(handle)
+    except Exception:  # the context may already be gone at exit: nothing left to free
+        pass

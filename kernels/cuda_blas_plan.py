@@ -6,7 +6,13 @@ layer a weight-gradient product, a bias-gradient product (a row of ones times dZ
 float32), and below the top an input-gradient product + a derivative pass. With bf16, one
 more pass makes the bf16 copy of the weights at the start (they change every step), one of the
 inputs and one of the top delta; the other copies come out of the passes above.
+
+The first call runs the calls one by one (cuBLAS picks its kernels, every kernel is
+loaded); it then captures them into a CUDA graph, which every later call launches whole
+(graphs=False, or a capture that fails, keeps the calls: the same results, more launches).
 """
+
+import warnings
 
 import numpy as np
 
@@ -21,6 +27,7 @@ class BlasPlan:
 
     def __init__(self, net, batch, rows: int):
         blas = net.blas
+        self.graph, self.runs = None, 0
         self.work = w = Workspace(net, batch, rows)
         self.stream = blas.stream
         low = _LowCopies(net, w, rows) if blas.low else None
@@ -65,10 +72,36 @@ class BlasPlan:
                 self.calls.append(elements.times_derivative(
                     dA, w.outputs[l - 1], net.act, None if low is None else low.deltas[l - 1]))
 
+        self.capture = net.graphs and blas.capturable and all(
+            getattr(call, "fast", True) for call in self.calls)
+
     def __call__(self) -> None:
         with self.stream:          # CuPy's calls run on its current stream: make it ours
+            if self.graph is not None:
+                self.graph.launch()
+                return
             for call in self.calls:
                 call()
+            self.runs += 1
+            if self.runs == 1 and self.capture:
+                self._capture()
+
+    def _capture(self) -> None:
+        """Record the calls into a graph (recording runs nothing)."""
+        try:
+            self.stream.begin_capture()
+            try:
+                for call in self.calls:
+                    call()
+            finally:
+                graph = self.stream.end_capture()
+            self.graph = graph
+        except Exception as err:  # a driver or binding that refuses: keep the calls
+            self.capture = False
+            warnings.warn(f"hpctrain cannot capture the step into a CUDA graph "
+                          f"({type(err).__name__}: {err}); launching its kernels one by "
+                          f"one: the same results, more time per step", RuntimeWarning,
+                          stacklevel=2)
 
 
 class _Elements:
@@ -84,14 +117,16 @@ class _Elements:
     def bias_activation(self, Z, bias, width, code, low):
         flat = Z.reshape(Z.size)
         return PreparedLaunch(bias_activation, *self._config(flat.size), (
-            flat, bits_of(flat), bias, width, flat.size, code,
-            self.nothing if low is None else low, int(low is not None)))
+            flat, bits_of(flat), bias, width, flat.size, code, *self._low(low)))
 
     def times_derivative(self, dA, A, code, low):
         flat = dA.reshape(dA.size)
         return PreparedLaunch(times_derivative, *self._config(flat.size), (
-            flat, bits_of(flat), A.reshape(A.size), flat.size, code,
-            self.nothing if low is None else low, int(low is not None)))
+            flat, bits_of(flat), A.reshape(A.size), flat.size, code, *self._low(low)))
+
+    def _low(self, low):
+        """(the flat bf16 copy to write, 1), or (a placeholder, 0) for none."""
+        return (self.nothing, 0) if low is None else (low.reshape(low.size), 1)
 
 
 class _LowCopies:

@@ -279,3 +279,26 @@ def test_held_rows_and_bf16_give_the_bits_of_copied_batches(rng):
         held.step(None, 1 / 1024, 0.01)
         copied.step(None, 1 / 1024, 0.01)
     np.testing.assert_array_equal(held.params_host(), copied.params_host())
+
+
+@needs_blas
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_the_graph_replays_the_calls_bit_for_bit(rng, precision):
+    """From the second step on the plan launches one CUDA graph: same bits as the calls."""
+    from hpctrain.model import MLP
+
+    model = MLP(96, (200, 120), "tanh", "binary", 2)
+    replayed = engine(model, precision, fused=False)
+    called = engine(model, precision, fused=False, graphs=False)
+    X = rng.standard_normal((300, 96)).astype(np.float32)
+    y = rng.integers(0, 2, 300).astype(np.int32)
+    grads = [np.zeros(model.n_params, np.float32) for _ in range(2)]
+    for _ in range(4):
+        for gpu, g in zip((replayed, called), grads, strict=True):
+            gpu.loss_grad(X, y, g)
+            gpu.step(g, 1 / 300, 0.01)
+        np.testing.assert_array_equal(grads[0], grads[1])
+    np.testing.assert_array_equal(replayed.params_host(), called.params_host())
+    plans = list(replayed.network._plans.values())
+    assert plans and all(p.graph is not None for p in plans)
+    assert all(p.graph is None for p in called.network._plans.values())
