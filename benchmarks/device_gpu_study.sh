@@ -30,6 +30,7 @@ if [[ " $parts " == *" tests "* ]]; then
     part train-tests 200 env HPCTRAIN_TEST_REAL_GPU=1 python3 -m pytest -q -p no:cacheprovider \
         tests/test_train_cuda.py
 fi
+[[ " $parts " == *" steps "* ]] && part blas-rates 120 python3 benchmarks/gpu_blas_rates.py
 [[ " $parts " == *" steps "* ]] && part steps 420 python3 benchmarks/gpu_precision.py $quick \
     --csv "$out/gpu_precision.csv"
 [[ " $parts " == *" cli "* ]] && part cli 300 python3 benchmarks/gpu_cli.py \

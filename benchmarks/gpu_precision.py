@@ -5,8 +5,10 @@ One step = forward + backward + Adam (lr 1e-3) over one batch, the loss read bac
 (hpctrain --precision tf32; torch allow_tf32), bf16 (hpctrain --precision bf16: bf16
 products, fp32 weights and Adam state; torch autocast to bf16, fp32 weights and Adam state).
 Protocols, the same on both sides:
-  copied  each batch copied in from pinned host memory (hpctrain: named one step ahead with
-          engine.prefetch, its copy overlapping the step; torch: .cuda(non_blocking=True));
+  copied  each batch copied in from pinned host memory (hpctrain: engine.host_buffer, as
+          `hpctrain train` gathers batches when the rows do not fit on the GPU, named one
+          step ahead with engine.prefetch, its copy overlapping the step; torch: tensors
+          from pin_memory(), .cuda(non_blocking=True));
   on-gpu  the rows are on the GPU already (hpctrain: engine.hold_rows, each batch gathered
           there by index, as `hpctrain train` does when the rows fit; torch: a pool of
           device tensors, nothing gathered).
@@ -72,7 +74,11 @@ def hpctrain_steps(w, X, y, precision, protocol, **tuning):
     engine = CudaEngine(model, "adam", lr=LR, precision=precision, **tuning)
     engine.load(model.init_params(0))
     scale, position = 1.0 / w.local_batch, itertools.count()
-    pool = batches_of(w, X, y)
+    pool = []
+    for Xb, yb in batches_of(w, X, y):      # in pinned memory, as torch's pool is
+        pinned = engine.host_buffer(Xb.size).reshape(Xb.shape)
+        pinned[...] = Xb
+        pool.append((pinned, yb))
     if protocol == "on-gpu":
         assert engine.hold_rows(X, y)
         indices = [RowIndices(np.arange(i * w.local_batch, (i + 1) * w.local_batch))

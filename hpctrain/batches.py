@@ -123,16 +123,21 @@ class BatchGather:
     """Copies the chosen rows into reused, C-contiguous batch buffers (no per-step allocation).
 
     With slots=2 successive calls alternate between two buffer pairs, so a batch handed to
-    an engine for copying ahead stays intact while the next one is gathered.
+    an engine for copying ahead stays intact while the next one is gathered. alloc(size):
+    where the inputs go (a float32 array; the CUDA engine's pinned host_buffer, from which
+    they cross the bus without another copy); default: ordinary memory.
     """
 
-    def __init__(self, X: np.ndarray, y: np.ndarray, max_rows: int, slots: int = 1):
+    def __init__(self, X: np.ndarray, y: np.ndarray, max_rows: int, slots: int = 1,
+                 alloc=None):
         self.X, self.y = X, y
+        self.alloc = alloc or (lambda size: np.empty(size, dtype=np.float32))
         self.slots = [self._alloc(max_rows) for _ in range(slots)]
         self.turn = 0
 
     def _alloc(self, rows: int):
-        return (np.empty((rows, self.X.shape[1]), dtype=np.float32),
+        features = self.X.shape[1]
+        return (self.alloc(rows * features).reshape(rows, features),
                 np.empty((rows,), dtype=self.y.dtype))
 
     def __call__(self, rows: np.ndarray):
@@ -160,17 +165,19 @@ class Batches:
 
     An engine that holds the rank's rows itself (`hold_rows`, the CUDA engine where they
     fit) is handed RowIndices and y = None. Else an engine that copies ahead (`prefetch`) is
-    also handed the next step's batch, gathered into the other of two buffers, so its copy
-    overlaps this step's compute. Plans of the current and the next epoch are kept.
+    also handed the next step's batch, gathered into the other of two buffers (from
+    `alloc`: pinned memory for the CUDA engine), so its copy overlaps this step's compute.
+    Plans of the current and the next epoch are kept.
     """
 
     def __init__(self, plan, X, y, max_rows: int, clock: EpochClock, total_steps: int,
-                 prefetch=None, hold=None):
+                 prefetch=None, hold=None, alloc=None):
         self.plan, self.clock, self.total_steps = plan, clock, total_steps
         self.prefetch = prefetch
-        self.gather = BatchGather(X, y, max_rows, slots=2 if prefetch else 1)
         if hold is not None and len(X) and hold(X, y):
             self.gather, self.prefetch = (lambda rows: (RowIndices(rows), None)), None
+        else:
+            self.gather = BatchGather(X, y, max_rows, slots=2 if prefetch else 1, alloc=alloc)
         self.epoch_plans, self.pending = {}, None
 
     def rows_for(self, step: int) -> np.ndarray:

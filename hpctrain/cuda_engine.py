@@ -99,12 +99,12 @@ class CudaEngine:
                                    beta2=getattr(opt, "beta2", 0.999),
                                    eps=getattr(opt, "eps", 1e-8))
         self.update.bind(self.params, self.grad, self.state)
-        self.batches = BatchStager(m.features, self.stream)
+        self.pinned_buffers = []     # from host_buffer: gradients and batches copy directly
+        self.batches = BatchStager(m.features, self.stream, self.is_pinned)
         self.held = None             # HeldRows on the GPU, from hold_rows
         self.grad_dirty = False      # the device gradient holds a sum not yet consumed
         self.grad_in_busy = False    # a copy from grad_in may still be reading it
         self.grad_in_copied = cuda.event()
-        self.pinned_buffers = []     # from host_buffer: gradients copy straight into them
         self.direct_copies = {}
         self.stream.synchronize()
 
@@ -215,9 +215,10 @@ class CudaEngine:
 
     def host_buffer(self, size: int) -> np.ndarray:
         """A zeroed float32 array of `size` values in pinned host memory, meant for the
-        training loop's allreduce buffer: a gradient view into it (contiguous, n_params
-        long) goes to and from the GPU directly, without the two host-side copies through
-        the engine's own pinned buffers that a pageable gradient buffer needs."""
+        training loop's allreduce buffer and its gathered batches: a gradient view into it
+        (contiguous, n_params long) goes to and from the GPU directly, without the two
+        host-side copies through the engine's own pinned buffers that a pageable gradient
+        buffer needs; a batch's inputs in it go over the bus without a host-side copy."""
         from .kernels.cuda_shim import cuda  # numba-cuda, loaded by _build already
 
         buf = cuda.pinned_array(size, dtype=np.float32)
@@ -233,15 +234,20 @@ class CudaEngine:
         start = grad_host.ctypes.data
         found = self.direct_copies.get(start)
         if found is None:
-            stop = start + grad_host.nbytes
-            inside = any(buf.ctypes.data <= start and stop <= buf.ctypes.data + buf.nbytes
-                         for buf in self.pinned_buffers)
-            if not inside or not grad_host.flags.c_contiguous:
+            if not self.is_pinned(grad_host):
                 return None
             found = (Copy(self.grad[:self.n], grad_host, "to_host", self.stream),
                      Copy(self.grad[:self.n], grad_host, "to_device", self.stream))
             self.direct_copies[start] = found
         return found
+
+    def is_pinned(self, array: np.ndarray) -> bool:
+        """True if `array` is C-contiguous and lies inside a buffer from host_buffer."""
+        start = array.ctypes.data
+        stop = start + array.nbytes
+        return array.flags.c_contiguous and any(
+            buf.ctypes.data <= start and stop <= buf.ctypes.data + buf.nbytes
+            for buf in self.pinned_buffers)
 
     def hold_rows(self, X, y, share: float = 0.5) -> bool:
         """Copy all of this rank's rows to the GPU once, if they take at most `share` of

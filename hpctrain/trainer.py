@@ -77,7 +77,8 @@ class Trainer:
         self.total_steps = cfg.total_steps(self.clock)
         self.batches = None if cfg.reproducible else Batches(  # else: microbatches.py
             plan, rows.X, rows.y, max_rows, self.clock, self.total_steps,
-            getattr(self.engine, "prefetch", None), getattr(self.engine, "hold_rows", None))
+            getattr(self.engine, "prefetch", None), getattr(self.engine, "hold_rows", None),
+            getattr(self.engine, "host_buffer", None))
         # the global rows this epoch has trained on so far: where a resume at another rank
         # count (other steps per epoch) continues the epoch
         self.samples_in_epoch = 0.0

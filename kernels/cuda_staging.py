@@ -12,7 +12,9 @@ kernels and before waiting for them, copies it into pinned memory and on to the 
 its own copy stream, in row ranges so that the transfer of one range overlaps the host
 copy of the next. The `put(X, y)` that then asks for those same arrays only makes the
 compute stream wait for that copy. (The main thread does the host copy: it is idle while
-the GPU computes anyway, and helper threads measured slower, docs/GPU.md.)
+the GPU computes anyway, and helper threads measured slower, docs/GPU.md.) Inputs that are
+in pinned memory already (`pinned(X)`: the engine's host_buffer, where the training loop
+gathers its batches) skip the host copy: they go over the bus from where they lie.
 
 Three slots, each with its own copy stream: the slot being staged into is never the one
 the current step reads, nor one still waiting to be used; waiting for one slot's copy
@@ -33,6 +35,7 @@ class _Slot:
         self.capacity = 0
         self.pinned = None
         self.device = None
+        self.source = None     # pinned inputs being copied from where they lie
         self.stream = cuda.stream()
         self.copied = cuda.event()
         self.layouts = {}      # rows -> ([(rows slice, pinned view, Copy)], labels, Copy)
@@ -66,9 +69,10 @@ class _Slot:
 
 
 class BatchStager:
-    def __init__(self, features: int, stream):
+    def __init__(self, features: int, stream, pinned=lambda X: False):
         self.features = features
         self.stream = stream
+        self.pinned = pinned
         self.slots = [_Slot() for _ in range(SLOTS)]
         self.last = 0              # the slot the kernels read last
         self.requested = None      # (X, y) of the next batch, not yet copied
@@ -124,8 +128,13 @@ class BatchStager:
         rows = X.shape[0]
         slot.fit(rows * (self.features + 1))
         ranges, labels, copy_labels = slot.layout(rows, self.features)
-        for part, host, copy in ranges:
-            host[...] = X[part]
-            copy()          # this range's transfer overlaps the host copy of the next
+        if X.dtype == np.float32 and self.pinned(X):
+            inputs = slot.device[:rows * self.features]
+            Copy(inputs, X.reshape(rows * self.features), "to_device", slot.stream)()
+            slot.source = X     # held until the slot is reused: its copy may be running
+        else:
+            for part, host, copy in ranges:
+                host[...] = X[part]
+                copy()      # this range's transfer overlaps the host copy of the next
         labels[...] = y
         copy_labels()
