@@ -77,8 +77,10 @@ class Blas:
         set_workspace = getattr(cublas, "setWorkspace", None)
         if set_workspace is not None:
             set_workspace(self.handle, pointer(self.workspace), WORKSPACE_BYTES)
-        # without its own workspace cuBLAS may allocate inside a capture: no graphs then
-        self.capturable = set_workspace is not None
+        # Without it (CuPy < 13 lacks the call) the handle keeps the workspace it made for
+        # the plan's first, uncaptured run; a capture that still meets an allocation fails,
+        # and the plan keeps its calls (kernels/cuda_blas_plan.py).
+        self.own_workspace = set_workspace is not None
         # alpha and beta live in host memory (cuBLAS's default pointer mode), for good
         self.scalars = np.array([1.0, 0.0], dtype=np.float32)
         self.one, self.zero = self.scalars.ctypes.data, self.scalars.ctypes.data + 4

@@ -72,7 +72,7 @@ class BlasPlan:
                 self.calls.append(elements.times_derivative(
                     dA, w.outputs[l - 1], net.act, None if low is None else low.deltas[l - 1]))
 
-        self.capture = net.graphs and blas.capturable and all(
+        self.capture = net.graphs and all(
             getattr(call, "fast", True) for call in self.calls)
 
     def __call__(self) -> None:
