@@ -41,7 +41,9 @@ def hpctrain_run(data, out, epochs, precision):
                 "--checkpoint-every-s", "0", "--force"])
     with open(os.path.join(out, "summary.json")) as f:
         summary = json.load(f)
-    return summary["samples_per_s"], wall, summary.get("gpu")
+    phases = {k: round(v * 1e6, 1) for k, v in summary["phase_times_mean_s"].items()}
+    return summary["samples_per_s"], wall, {**(summary.get("gpu") or {}),
+                                             "phase_us": phases}
 
 
 def read_rows(data):

@@ -13,8 +13,7 @@ Protocols, the same on both sides:
           there by index, as `hpctrain train` does when the rows fit; torch: a pool of
           device tensors, nothing gathered).
 hpctrain's path is printed per row: the fused one-launch kernel (small models, always fp32),
-cuBLAS products replayed as a CUDA graph ("blas"; "blas, no graphs": one launch per call),
-or our tile kernels ("tiles", the fp32 path without CuPy).
+cuBLAS products ("blas"), or our tile kernels ("tiles", the fp32 path without CuPy).
 Samples/s, median of --repeats timed runs after a warm-up.
 
     python benchmarks/gpu_precision.py [--csv FILE] [--repeats 5] [--quick]
@@ -95,8 +94,6 @@ def hpctrain_steps(w, X, y, precision, protocol, **tuning):
             engine.step(None, scale, LR)
     net = engine.network
     path = "fused" if net.uses_fused(w.local_batch) else net.products
-    if path == "blas" and not net.graphs:
-        path = "blas, no graphs"
     return run_steps, path
 
 
@@ -145,12 +142,9 @@ def study(args):
             steps = max(3, steps // 10)
         X, y = make_rows(w)
         entries = [("hpctrain", p, hpctrain_steps, {}) for p in PRECISIONS]
-        # the other paths at fp32: W1 layer by layer (cuBLAS), W2 with our tile kernels;
-        # cuBLAS without CUDA graphs
+        # the other path at fp32: W1 layer by layer (cuBLAS), W2 with our tile kernels
         entries.append(("hpctrain", "fp32", hpctrain_steps,
                         {"fused": False} if name == "W1" else {"products": "tiles"}))
-        entries.append(("hpctrain", "fp32", hpctrain_steps,
-                        {"fused": False, "graphs": False}))
         if args.torch:
             entries += [("torch", p, torch_steps, {}) for p in PRECISIONS]
         for who, precision, make, tuning in entries:
@@ -165,7 +159,7 @@ def study(args):
                    "who": who, "path": path, "precision": precision,
                    "samples_per_s": w.local_batch / seconds, "step_ms": seconds * 1e3}
             rows.append(row)
-            print(f"{name:8} {protocol:7} {who:9} {path:15} {precision:5} "
+            print(f"{name:8} {protocol:7} {who:9} {path:6} {precision:5} "
                   f"{row['samples_per_s']:14,.0f} samples/s {row['step_ms']:8.3f} ms",
                   flush=True)
     return rows

@@ -40,14 +40,13 @@ class CudaEngine:
     model: an hpctrain.model.MLP or its spec() dict. name/lr/momentum/weight_decay: as
     hpctrain.optim.make_optimizer. device_id: None picks local rank mod GPU count.
     precision: fp32 | tf32 | bf16, of the large products (cuBLAS); master weights and
-    optimizer state stay float32. products: "blas" | "tiles" | None (blas where CuPy runs);
-    graphs: replay the cuBLAS path's step as a CUDA graph.
+    optimizer state stay float32. products: "blas" | "tiles" | None (blas where CuPy runs).
     fused/tile/shapes tune the kernels (kernels/cuda_network.py); the defaults choose.
     """
 
     def __init__(self, model, name="adam", lr=1e-3, momentum=0.0, weight_decay=0.0,
                  device_id=None, fused=None, tile=None, shapes=None, precision="fp32",
-                 products=None, graphs=True):
+                 products=None):
         self.model = model if isinstance(model, MLP) else MLP.from_spec(model)
         self.optimizer = make_optimizer(name, self.model.n_params, lr=lr, momentum=momentum,
                                         weight_decay=weight_decay)
@@ -56,14 +55,15 @@ class CudaEngine:
             raise InputError(f"CUDA was asked for but cannot be used: {reason}")
         self.device_id = select_gpu(device_id)
         try:
-            self._build(fused, tile, shapes, precision, products, graphs)
+            self._build(fused, tile, shapes, precision, products)
         except ValueError as err:       # a precision or product path this machine lacks
             raise InputError(f"--device cuda: {err}") from None
 
-    def _build(self, fused, tile, shapes, precision, products, graphs) -> None:
+    def _build(self, fused, tile, shapes, precision, products) -> None:
         # numba-cuda is optional and slow to load: imported once cuda_available said yes.
-        from .kernels.cuda_heads import STATS
-        from .kernels.cuda_launch import Copy
+        from .kernels.cuda_epilogue import count_nonfinite, element_config
+        from .kernels.cuda_heads import BAD_GRADS, STATS
+        from .kernels.cuda_launch import Copy, PreparedLaunch
         from .kernels.cuda_network import DeviceNetwork
         from .kernels.cuda_optim import DeviceUpdate, prepare_clear
         from .kernels.cuda_shim import cuda
@@ -87,10 +87,12 @@ class CudaEngine:
         self.copy_stats_out = Copy(self.grad[n:], self.stats_out, "to_host", self.stream)
         self.copy_grad_in = Copy(self.grad[:n], self.grad_in, "to_device", self.stream)
         self.clear_grad = prepare_clear(self.stream, self.grad, self.sm_count)
+        self.check_grad = PreparedLaunch(count_nonfinite, *element_config(
+            n, self.sm_count, self.stream), (self.grad, n, self.grad, n + BAD_GRADS))
+        self.grad_finite = None      # the last on-GPU gradient's verdict (grad_host=None)
         self.network = DeviceNetwork(m.layer_shapes, ACTIVATIONS[m.activation],
                                      TASKS[m.task], self.stream, self.sm_count, fused, tile,
-                                     shapes, products=products, precision=precision,
-                                     graphs=graphs)
+                                     shapes, products=products, precision=precision)
         self.network.bind(self.params, self.grad)
         self.update = DeviceUpdate(opt.name, self.stream, self.sm_count,
                                    momentum=getattr(opt, "momentum", 0.0),
@@ -121,7 +123,8 @@ class CudaEngine:
         """grad_host (n_params,) float32 = SUM of per-sample gradients; (loss sum, correct).
 
         grad_host=None keeps the sum on the GPU for `step(None, ...)` (one GPU, no
-        allreduce): only the loss totals come back."""
+        allreduce): only the loss totals come back, and `grad_finite` says whether every
+        entry of that sum is finite (counted on the GPU)."""
         held = isinstance(X, RowIndices)
         if not held:
             X, y = self._check_batch(X, y)
@@ -142,6 +145,7 @@ class CudaEngine:
             direct[0]()
             self.copy_stats_out()
         elif grad_host is None:
+            self.check_grad()      # the verdict on a gradient the host never sees
             self.copy_stats_out()
         else:
             self.copy_grad_out()
@@ -150,7 +154,8 @@ class CudaEngine:
         self.grad_in_busy = False
         if grad_host is not None and direct is None:
             grad_host[...] = self.grad_out_head
-        loss, correct, bad_labels = (float(v) for v in self.stats_out)
+        loss, correct, bad_labels, bad_grads = (float(v) for v in self.stats_out)
+        self.grad_finite = bad_grads == 0 if grad_host is None else None
         if bad_labels > 0:
             raise InputError(f"{_BAD_LABEL_MESSAGES[self.model.task]} (task {self.model.task})")
         return loss, int(correct)

@@ -59,11 +59,12 @@ def make_engine(device: str, model, optimizer_args: dict, params: np.ndarray,
 def warm_up(engine, comm, X, y, scratch) -> None:
     """Compile once per node: the node's first rank fills the Numba cache, then the rest
     load it, so 16 ranks do not compile 16 times. X, y: one row; scratch: a gradient-sized
-    buffer whose contents are then undefined."""
+    buffer whose contents are then undefined (None: the CUDA engine keeps it)."""
     node = comm.Split_type(MPI.COMM_TYPE_SHARED)
     for turn in (0, 1):
         if (node.Get_rank() == 0) == (turn == 0):
             engine.loss_grad(X, y, scratch)
-            all_finite(scratch)
+            if scratch is not None:       # None: a gradient kept on the GPU
+                all_finite(scratch)
         node.Barrier()
     node.Free()

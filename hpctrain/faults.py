@@ -54,7 +54,8 @@ class FaultPlan:
             return loss
         if self.kind in ("raise", "kill"):
             self.fail(step)
-        grad[0] = float("nan")
+        if len(grad):     # empty where the gradient stays on a GPU: the loss says it
+            grad[0] = float("nan")
         return float("nan")
 
     def block(self, index: int) -> None:

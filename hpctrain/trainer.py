@@ -88,6 +88,7 @@ class Trainer:
                                cfg.warmup_steps)
 
         self.faults = FaultPlan.from_env(self.rank)
+        self.grad_on_gpu = False
         if cfg.reproducible:  # exact sums of micro-batches: the same bits for any P
             micro = MicroBatches(comm, plan, self.clock, rows.X, rows.y, cfg.micro_batch)
             exponent = resume_from.rng.get("exact_exponent") if resume_from else None
@@ -96,7 +97,11 @@ class Trainer:
                                           exponent)
         else:
             overlap = cfg.bucket_mb > 0 and device == "cpu"
-            self.sync = GradientSync(comm, model.n_params, cfg.allreduce,
+            # One rank on a GPU has nothing to reduce: its gradient stays there, and only
+            # the step's totals go through the (one-rank) step buffer.
+            self.grad_on_gpu = self.size == 1 and device == "cuda"
+            self.sync = GradientSync(comm, 0 if self.grad_on_gpu else model.n_params,
+                                     cfg.allreduce,
                                      all_finite, self.faults,
                                      alloc=getattr(self.engine, "host_buffer", None),
                                      bucket_bytes=int(cfg.bucket_mb * 2**20) if overlap else 0)
@@ -130,7 +135,8 @@ class Trainer:
             say_if_compiling(print_stderr)
         finished = False
         try:
-            warm_up(self.engine, self.comm, self.rows.X[:1], self.rows.y[:1], self.sync.local)
+            warm_up(self.engine, self.comm, self.rows.X[:1], self.rows.y[:1],
+                    None if self.grad_on_gpu else self.sync.local)
             self.sync.prepare()
             self.loop()
             finished = True
@@ -191,7 +197,8 @@ class Trainer:
             sync.reduce_overlapped(step, self.model, self.engine.params_host(), X, y, stop,
                                    timer)
         else:
-            loss, correct = self.engine.loss_grad(X, y, sync.local)
+            loss, correct = self.engine.loss_grad(X, y, None if self.grad_on_gpu
+                                                  else sync.local)
             sync.record(step, len(X), loss, correct, stop)
             timer.lap("compute")
             watch.at(step, "allreduce")
@@ -202,13 +209,14 @@ class Trainer:
     def update(self, step: int, timer: StepTimer):
         """The verdict on the reduced buffer and the same update on every rank."""
         totals = self.sync.totals()  # the same bits on every rank: the same verdict
-        if not totals.finite:
+        if not totals.finite or (self.grad_on_gpu and not self.engine.grad_finite):
             kept = os.path.join(self.out, "checkpoints") if self.out else "memory"
             raise RunFailed(f"non-finite loss or gradient at step {step + 1}; stopping. The "
                             f"last good checkpoint in {kept} is kept.")
         self.watchdog.at(step, "update")
         if totals.count > 0:
-            self.engine.step(self.sync.grad, 1.0 / totals.count, self.lr.at(step))
+            self.engine.step(None if self.grad_on_gpu else self.sync.grad,
+                             1.0 / totals.count, self.lr.at(step))
         timer.lap("update")
         return totals
 

@@ -13,11 +13,8 @@ Precisions (fp32 master weights and optimizer state in every case; outputs float
     tf32  float32 operands, tensor cores at TF32 (CUBLAS_COMPUTE_32F_FAST_TF32)
     bf16  bfloat16 operands (uint16 arrays, kernels/cuda_epilogue.py), float32 sums
 
-The plan of a step (kernels/cuda_blas_plan.py) runs once as it is, then is captured into a
-CUDA graph and replayed: one launch per step instead of one per product and kernel, which
-is what bounds small batches. A capture needs cuBLAS never to allocate while it records, so
-each Blas has its own handle with its own workspace (`WORKSPACE_BYTES`, NVIDIA's
-recommendation for Hopper).
+Each Blas has its own cuBLAS handle with its own workspace (`WORKSPACE_BYTES`, NVIDIA's
+recommendation for Hopper): the engine's stream and settings are never another user's.
 
 Row-major products in column-major cuBLAS: a row-major (r, c) matrix is a column-major
 (c, r) one, its transpose. So C = A B (row-major) is C^T = B^T A^T (column-major): the
@@ -77,10 +74,7 @@ class Blas:
         set_workspace = getattr(cublas, "setWorkspace", None)
         if set_workspace is not None:
             set_workspace(self.handle, pointer(self.workspace), WORKSPACE_BYTES)
-        # Without it (CuPy < 13 lacks the call) the handle keeps the workspace it made for
-        # the plan's first, uncaptured run; a capture that still meets an allocation fails,
-        # and the plan keeps its calls (kernels/cuda_blas_plan.py).
-        self.own_workspace = set_workspace is not None
+        # without the call (older CuPy) cuBLAS allocates its own workspace at the first product
         # alpha and beta live in host memory (cuBLAS's default pointer mode), for good
         self.scalars = np.array([1.0, 0.0], dtype=np.float32)
         self.one, self.zero = self.scalars.ctypes.data, self.scalars.ctypes.data + 4

@@ -7,12 +7,12 @@ float32), and below the top an input-gradient product + a derivative pass. With 
 more pass makes the bf16 copy of the weights at the start (they change every step), one of the
 inputs and one of the top delta; the other copies come out of the passes above.
 
-The first call runs the calls one by one (cuBLAS picks its kernels, every kernel is
-loaded); it then captures them into a CUDA graph, which every later call launches whole
-(graphs=False, or a capture that fails, keeps the calls: the same results, more launches).
+The calls are launched one by one: CuPy (14.2) refuses cuBLAS calls while a stream is being
+captured ("calling cuBLAS API during stream capture is currently unsupported"), so a step
+cannot become one CUDA graph through it. The launches are cut instead by fusing: one
+elementwise pass per layer and direction, the bias gradient as a product, and the gradient
+zeroed inside the optimizer's update (kernels/cuda_optim.py).
 """
-
-import warnings
 
 import numpy as np
 
@@ -27,7 +27,6 @@ class BlasPlan:
 
     def __init__(self, net, batch, rows: int):
         blas = net.blas
-        self.graph, self.runs = None, 0
         self.work = w = Workspace(net, batch, rows)
         self.stream = blas.stream
         low = _LowCopies(net, w, rows) if blas.low else None
@@ -72,36 +71,10 @@ class BlasPlan:
                 self.calls.append(elements.times_derivative(
                     dA, w.outputs[l - 1], net.act, None if low is None else low.deltas[l - 1]))
 
-        self.capture = net.graphs and all(
-            getattr(call, "fast", True) for call in self.calls)
-
     def __call__(self) -> None:
         with self.stream:          # CuPy's calls run on its current stream: make it ours
-            if self.graph is not None:
-                self.graph.launch()
-                return
             for call in self.calls:
                 call()
-            self.runs += 1
-            if self.runs == 1 and self.capture:
-                self._capture()
-
-    def _capture(self) -> None:
-        """Record the calls into a graph (recording runs nothing)."""
-        try:
-            self.stream.begin_capture()
-            try:
-                for call in self.calls:
-                    call()
-            finally:
-                graph = self.stream.end_capture()
-            self.graph = graph
-        except Exception as err:  # a driver or binding that refuses: keep the calls
-            self.capture = False
-            warnings.warn(f"hpctrain cannot capture the step into a CUDA graph "
-                          f"({type(err).__name__}: {err}); launching its kernels one by "
-                          f"one: the same results, more time per step", RuntimeWarning,
-                          stacklevel=2)
 
 
 class _Elements:

@@ -6,6 +6,8 @@ per layer and direction, each one pass over the layer's output.
     to_bf16           a bfloat16 copy of a float32 buffer (weights, inputs, the top delta)
     gather_rows       a batch from rows held on the GPU: X[idx], labels[idx], into the flat
                       batch layout of kernels/cuda_staging.py
+    count_nonfinite   how many gradient entries are NaN or infinite (one GPU, no allreduce:
+                      the verdict on the gradient without bringing it to the host)
 
 With `--precision bf16` the products read bfloat16 operands (fp32 sums); the first two kernels
 then also write that copy of what they produce, so it costs no extra pass. NumPy has no
@@ -14,6 +16,8 @@ the kernel reads its float32 result back through a uint32 view of the same memor
 to get at the bits, which works alike on the GPU and in the simulator. A kernel that makes no
 copy is handed a one-element `low` and `with_low` = 0.
 """
+
+import math
 
 import numpy as np
 
@@ -67,6 +71,17 @@ def gather_rows(X, labels, idx, batch, rows, features):
             batch[i] = X[idx[r], i - r * features]
         else:
             batch[i] = labels[idx[i - total]]
+
+
+@cuda.jit(**kernel_options())
+def count_nonfinite(values, n, stats, at):
+    """stats[at] += the count of non-finite values[:n] (one atomic per thread that saw one)."""
+    seen = 0
+    for i in range(cuda.grid(1), n, cuda.gridsize(1)):
+        if not math.isfinite(values[i]):
+            seen += 1
+    if seen:
+        cuda.atomic.add(stats, at, np.float32(seen))
 
 
 def element_config(total: int, sm_count: int, stream):

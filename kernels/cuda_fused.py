@@ -22,7 +22,7 @@ float32), the same buffer that was copied in: fewer arguments make a cheaper lau
 
 import numpy as np
 
-from .cuda_heads import MAX_THREADS, STATS, add_block_totals
+from .cuda_heads import HEAD_STATS, MAX_THREADS, add_block_totals
 from .cuda_launch import PreparedLaunch
 from .cuda_math import activate, derivative_from_output, head_sample
 from .cuda_shim import cuda, kernel_options
@@ -67,9 +67,9 @@ def pick_tile(widths, rows: int, sm_count: int, wanted: int | None = None) -> in
 @cuda.jit(**kernel_options())
 def fused_loss_grad(params, grad, batch, rows_total, widths, act, task, tile):
     """grad[:n_params] += SUM of per-sample gradients over this block's tile of the batch;
-    grad[n_params:n_params + STATS] += (loss, correct, bad labels) totals."""
+    grad[n_params:n_params + HEAD_STATS] += (loss, correct, bad labels) totals."""
     buf = cuda.shared.array(SHARED_FLOATS, np.float32)
-    partial = cuda.shared.array((STATS, MAX_THREADS), np.float32)
+    partial = cuda.shared.array((HEAD_STATS, MAX_THREADS), np.float32)
     tid = cuda.threadIdx.x
     step = cuda.blockDim.x
     layers = widths.shape[0] - 1

@@ -5,6 +5,8 @@ slots at the end of the gradient buffer with one atomic each:
     stats[LOSS]         sum of per-sample losses
     stats[CORRECT]      correct predictions
     stats[BAD_LABELS]   impossible labels (the engine turns them into an InputError)
+    stats[BAD_GRADS]    non-finite gradient entries (kernels/cuda_epilogue.py
+                        `count_nonfinite`; the head leaves it alone)
 
 Keeping the totals in the gradient buffer means one device-to-host copy brings back the
 gradient and the numbers the training loop logs. Counts stay exact in float32 up to 2^24
@@ -23,8 +25,9 @@ from .cuda_launch import PreparedLaunch
 from .cuda_math import head_sample
 from .cuda_shim import cuda, kernel_options, threads_per_block
 
-LOSS, CORRECT, BAD_LABELS = 0, 1, 2
-STATS = 3                  # slots after the gradient
+LOSS, CORRECT, BAD_LABELS, BAD_GRADS = 0, 1, 2, 3
+HEAD_STATS = 3             # the slots a head adds to
+STATS = 4                  # slots after the gradient
 HEAD_THREADS = 128         # threads per block; a power of two (the block reduction halves)
 MAX_THREADS = 256          # the most threads any kernel here reduces over
 
@@ -36,7 +39,7 @@ def add_block_totals(stats, at, partial, loss, correct, bad_labels):
     """stats[at + LOSS, CORRECT, BAD_LABELS] += the block's sums of those three.
 
     Every thread of the block must call it (it synchronises); partial is a shared
-    (STATS, MAX_THREADS) array; the block size must be a power of two."""
+    (HEAD_STATS, MAX_THREADS) array; the block size must be a power of two."""
     tid = cuda.threadIdx.x
     partial[LOSS, tid] = loss
     partial[CORRECT, tid] = correct
@@ -45,19 +48,19 @@ def add_block_totals(stats, at, partial, loss, correct, bad_labels):
     half = cuda.blockDim.x // 2
     while half > 0:
         if tid < half:
-            for c in range(STATS):
+            for c in range(HEAD_STATS):
                 partial[c, tid] += partial[c, tid + half]
         cuda.syncthreads()
         half //= 2
     if tid == 0:
-        for c in range(STATS):
+        for c in range(HEAD_STATS):
             cuda.atomic.add(stats, at + c, partial[c, 0])
 
 
 @cuda.jit(**kernel_options())
 def head_loss_grad(logits, labels, dZ, rows, outputs, stats, at, task):
     """Per sample r < rows: dZ[r*outputs:...] = dL/dz; the block totals go to stats[at:]."""
-    partial = cuda.shared.array((STATS, MAX_THREADS), np.float32)
+    partial = cuda.shared.array((HEAD_STATS, MAX_THREADS), np.float32)
     r = cuda.grid(1)
     loss, correct, bad_labels = ZERO, ZERO, ZERO
     if r < rows:

@@ -33,14 +33,12 @@ class DeviceNetwork:
     products: the layer-by-layer path's matrix products, "blas" (cuBLAS through CuPy,
     kernels/cuda_blas.py) or "tiles" (ours); None: blas where CuPy can run it. precision:
     fp32 | tf32 | bf16, of the cuBLAS products (the fused kernel and the tiles are fp32).
-    graphs: the cuBLAS plans replay as CUDA graphs (False: one launch per call).
     In the simulator, where each thread is a Python thread, blocks are made small (TINY
     tiles, 32 threads) unless asked otherwise: same code, far fewer threads.
     """
 
     def __init__(self, layer_shapes, act, task, stream, sm_count, fused=None, tile=None,
-                 shapes=None, fused_threads=None, products=None, precision="fp32",
-                 graphs=True):
+                 shapes=None, fused_threads=None, products=None, precision="fp32"):
         if simulated():
             shapes = shapes or TINY
         self.layer_shapes = [(int(i), int(o)) for i, o in layer_shapes]
@@ -55,7 +53,6 @@ class DeviceNetwork:
             raise ValueError("this network is too large for the fused kernel")
         self.widths_d = cuda.to_device(np.array(self.widths, dtype=np.int64), stream=stream)
         self.products, self.precision = pick_products(products, precision), precision
-        self.graphs = graphs       # the cuBLAS plans replay each step as one CUDA graph
         self.blas = None
         if self.products == "blas":
             from .cuda_blas import Blas

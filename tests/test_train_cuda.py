@@ -66,3 +66,14 @@ def test_a_low_precision_needs_the_gpu(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "--precision bf16" in lines[0] and "--device cuda" in lines[0]
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_one_gpu_rank_stops_on_a_non_finite_step(tmp_path):
+    """One rank keeps its gradient on the GPU: the verdict still stops the run, exit 1."""
+    data = make_data(tmp_path / "data", samples=40, features=4)
+    env = cuda_env()
+    env["HPCTRAIN_FAULT"] = "nan@0:3"
+    proc = run_cli(["train", "--data", data, "--out", tmp_path / "run", "--device", "cuda",
+                    "--hidden", "4", "--batch-size", "8", "--steps", "6"], env=env)
+    assert proc.returncode == 1, proc.stderr
+    assert "non-finite loss or gradient at step 3" in proc.stderr

@@ -277,7 +277,7 @@ def test_update_kernels_follow_the_cpu_optimizer(rng, stream, name, settings):
     d_state = put(np.zeros((len(cpu.buffers), n)))
     for t in range(1, 4):
         grad = (rng.standard_normal(n) * 7).astype(np.float32)
-        d_grad = put(np.concatenate([grad, [5.0, 6.0, 7.0]]))     # STATS slots too
+        d_grad = put(np.concatenate([grad, 5.0 + np.arange(STATS)]))     # STATS slots too
         cpu.step(params, grad, 1 / 7, 0.05 * t)
         update.apply(d_params, d_grad, d_state, 1 / 7, 0.05 * t, t)
         assert np.all(d_grad.copy_to_host() == 0), "the gradient must be left zeroed"
