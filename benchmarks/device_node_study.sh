@@ -32,5 +32,11 @@ part auto-W1 90 python3 auto_cost.py --ranks 16 --workloads W1 --steps 20,400 \
     --launcher "mpirun --bind-to core"
 part auto-W2 90 python3 auto_cost.py --ranks 16 --workloads W2 --steps 20 \
     --launcher "mpirun --bind-to core"
-part layouts 120 python3 layouts.py --cores 16 --workload W2 --global-batch 8192 \
-    --launcher "mpirun --bind-to core"
+# Every ranks x threads layout of the 16 cores (16x1 ... 1x16), the same global batch: the
+# harness's sweep. Its dataset stays outside OUT_DIR; the tables come back as layouts.*.
+lay=$(mktemp -d)
+part layouts 120 env HPCTRAIN_MPIEXEC=mpirun python3 -m hpctrain bench scaling --mode strong \
+    --layouts 16 --workload W2 --global-batch 8192 --allreduce auto --steps 15 --repeats 1 \
+    --timeout 60 --mpiexec-args "--bind-to core" --out "$lay/study"
+for ext in csv md png; do cp "$lay/study/scaling.$ext" "$out/layouts.$ext" 2>/dev/null; done
+rm -rf "$lay"

@@ -29,8 +29,8 @@ if helpers.is_open_mpi():
 # module that launches ranks through helpers, and those whose commands start mpiexec or
 # srun themselves (demo, bench scaling, run -n, SLURM jobs).
 LAUNCH_HELPERS = ("run_mpi", "run_mpi_script", "mpiexec")
-LAUNCHING_MODULES = {"test_api", "test_cli", "test_scaling", "test_slurm", "test_train",
-                     "test_config_untrusted", "test_train_cuda"}
+LAUNCHING_MODULES = {"test_api", "test_cli", "test_scaling", "test_scaling_layouts",
+                     "test_slurm", "test_train", "test_config_untrusted", "test_train_cuda"}
 
 
 def pytest_configure(config):

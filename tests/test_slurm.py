@@ -216,6 +216,24 @@ def test_bench_scaling_launches_with_srun(slurm, tiny_data, tmp_path):
     assert summary["ranks"] == 2 and summary["local_batch"] == 16
 
 
+@PMI2_SRUN
+def test_bench_scaling_layouts_give_each_srun_task_its_cpus(slurm, tiny_data, tmp_path):
+    out = tmp_path / "srun-layouts"
+    proc = slurm.run([sys.executable, "-m", "hpctrain", "bench", "scaling", "--mode", "strong",
+                      "--layouts", "2", "--data", str(tiny_data), "--hidden", "8",
+                      "--global-batch", "16", "--steps", "4", "--repeats", "1",
+                      "--launcher", "srun", "--out", str(out)],
+                     env=job_env(), check=False, timeout=JOB_TIMEOUT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for ranks, threads in ((2, 1), (1, 2)):
+        name = f"{ranks}x{threads}-ring-r0"
+        log = (out / "logs" / f"{name}.log").read_text()
+        assert log.startswith(f"$ srun --mpi=pmi2 --cpus-per-task {threads} --ntasks {ranks} ")
+        config = json.loads((out / "runs" / name / "config.json").read_text())
+        assert config["threads"] == threads
+    assert "Best layout: " in (out / "scaling.md").read_text().rstrip().splitlines()[-1]
+
+
 def test_scaling_sh_sweep_with_arrays_and_a_report_job(slurm, tmp_path):
     out = tmp_path / "sweep"
     proc = slurm.run(["bash", SCALING_SH, "--mode", "strong", "--tasks", "1,2",

@@ -6,6 +6,8 @@ repeats to points and speedups is scaling_points, the text is scaling_tables, th
 scaling_plot. A run that failed is kept as a row whose status says why, never dropped.
 scaling.json holds the same points with the study's provenance (provenance.py), the
 command, and per run its directory, status and (under SLURM) sacct's accounting.
+A ranks x threads layout sweep (`bench scaling --layouts`, or runs made with different
+--threads) has one point per layout, and scaling.md ends with the best layout.
 """
 
 import os
@@ -16,19 +18,30 @@ from ..errors import EXIT_FAILED, InputError
 from ..metrics import write_json_atomic
 from . import provenance, sacct
 from .run_results import load_run
+from .scaling_layouts import best_layout_line
 from .scaling_plot import plot_scaling
 from .scaling_points import MODES, aggregate, infer_mode
-from .scaling_tables import csv_row, markdown_report, markdown_table, write_csv
+from .scaling_tables import (
+    csv_row,
+    is_layout_sweep,
+    markdown_report,
+    markdown_table,
+    write_csv,
+)
 
 
-def write_outputs(runs, out, mode=None, command=None, echo=print, facts=None, extra=None):
+def write_outputs(runs, out, mode=None, command=None, echo=print, facts=None, extra=None,
+                  by_layout=None):
     """scaling.csv, scaling.md, scaling.json and (matplotlib permitting) scaling.png in `out`.
 
     `facts`: the study's provenance (default: collected now, with the runs' MPI library);
-    `extra`: more markdown for scaling.md (e.g. the sacct table). Returns (points, mode,
-    written file names).
+    `extra`: more markdown for scaling.md (e.g. the sacct table); `by_layout`: one point per
+    ranks x threads layout (default: when the runs ran with more than one --threads).
+    Returns (points, mode, written file names).
     """
-    points = aggregate(runs)
+    if by_layout is None:
+        by_layout = len({r.threads for r in runs if r.threads is not None}) > 1
+    points = aggregate(runs, by_layout)
     mode = mode or infer_mode(points)
     facts = facts or provenance.collect(runs_mpi_library(runs))
     os.makedirs(out, exist_ok=True)
@@ -38,6 +51,8 @@ def write_outputs(runs, out, mode=None, command=None, echo=print, facts=None, ex
         f.write(f"\nProvenance: {provenance.describe(facts)}.\n")
         if extra:
             f.write("\n" + extra)
+        if is_layout_sweep(points):
+            f.write(f"\n{best_layout_line(points)}\n")
     write_json_atomic(os.path.join(out, "scaling.json"),
                       study_record(points, mode, runs, command, facts))
     written = ["scaling.csv", "scaling.md", "scaling.json"]
@@ -73,6 +88,8 @@ def reference_row(point, mode) -> dict:
 def print_outcome(points, mode, out, written) -> None:
     """The table and the files written, on stdout: what both commands end with."""
     click.echo(markdown_table(points, mode), nl=False)
+    if is_layout_sweep(points):
+        click.echo(best_layout_line(points))
     click.echo(f"wrote {', '.join(os.path.join(out, name) for name in written)}")
 
 

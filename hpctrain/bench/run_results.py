@@ -20,6 +20,7 @@ class RunResult:
     summary: dict = field(default_factory=dict)
     error: str | None = None
     sacct: dict | None = None  # SLURM's accounting, set by `bench report` (sacct.py)
+    threads: int | None = None  # threads per rank, from config.json (train --threads)
 
     @property
     def ok(self) -> bool:
@@ -51,7 +52,9 @@ def load_run(path, ranks=None, algorithm=None, error=None) -> RunResult:
         algorithm = summary.get("algorithm") or _config_value(path, "allreduce")
     if ranks is None:
         ranks = summary.get("ranks")
-    return RunResult(path, ranks, algorithm, summary if not problem else {}, problem)
+    threads = _config_value(path, "threads")
+    return RunResult(path, ranks, algorithm, summary if not problem else {}, problem,
+                     threads=threads if isinstance(threads, int) else None)
 
 
 def missing_keys(summary: dict, where: str) -> str | None:

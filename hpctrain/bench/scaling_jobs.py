@@ -73,12 +73,18 @@ def last_error_line(log_path) -> str:
 
 
 def collect(point, run_dir, error):
-    """The point's RunResult; a run that ran with another rank count counts as failed."""
+    """The point's RunResult; a run that ran with another rank count (or, in a layout sweep,
+    another thread count) counts as failed."""
     result = load_run(run_dir, ranks=point.ranks, algorithm=point.algorithm, error=error)
-    ran = result.summary.get("ranks")
+    ran, ran_threads = result.summary.get("ranks"), result.threads
+    if point.threads is not None:
+        result.threads = point.threads
     if result.ok and ran != point.ranks:
         result.error = (f"ran as {ran} ranks, not {point.ranks} "
                         "(is the launcher's MPI the one mpi4py uses? srun needs --mpi=pmi2)")
+        result.summary = {}
+    elif result.ok and point.threads is not None and ran_threads != point.threads:
+        result.error = f"ran with {ran_threads} threads per rank, not {point.threads}"
         result.summary = {}
     return result
 

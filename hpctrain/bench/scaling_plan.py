@@ -20,20 +20,25 @@ BATCHES_IN_DATASET = 4
 
 @dataclass(frozen=True)
 class PlannedRun:
-    """One training job of the study: one repeat of one (ranks, algorithm) point."""
+    """One training job of the study: one repeat of one (ranks, algorithm) point, or of one
+    (ranks x threads layout, algorithm) point of a --layouts sweep."""
 
     ranks: int
     algorithm: str
     repeat: int
+    threads: int | None = None  # set in a layout sweep: `train --threads`
 
     @property
     def name(self) -> str:
-        return f"p{self.ranks}-{self.algorithm}-r{self.repeat}"
+        shape = f"p{self.ranks}" if self.threads is None else f"{self.ranks}x{self.threads}"
+        return f"{shape}-{self.algorithm}-r{self.repeat}"
 
 
-def plan_runs(rank_counts, algorithms, repeats) -> list:
+def plan_runs(rank_counts, algorithms, repeats, layouts=None) -> list:
+    """Every job; `layouts` ([(ranks, threads)], a --layouts sweep) replaces rank_counts."""
+    shapes = layouts or [(p, None) for p in rank_counts]
     # Repeats outermost: a drift in the machine's speed spreads over all points alike.
-    return [PlannedRun(p, alg, r) for r in range(repeats) for p in rank_counts
+    return [PlannedRun(p, alg, r, t) for r in range(repeats) for p, t in shapes
             for alg in algorithms]
 
 
@@ -88,7 +93,9 @@ def launch_prefix(launcher: str, ranks: int, extra: list) -> list:
 
 def train_command(point, launcher, launcher_args, data, run_dir, mode, work, steps,
                   train_args) -> list:
+    threads = [] if point.threads is None else ["--threads", str(point.threads)]
     return [*launch_prefix(launcher, point.ranks, launcher_args),
             sys.executable, "-m", "hpctrain", "train", "--data", data, "--out", run_dir,
             "--hidden", work.hidden_flag, *batch_args(mode, work), "--steps", str(steps),
-            "--allreduce", point.algorithm, "--log-every", str(steps), "--force", *train_args]
+            "--allreduce", point.algorithm, "--log-every", str(steps), "--force", *train_args,
+            *threads]

@@ -4,6 +4,8 @@ Three panels, one line per allreduce algorithm:
   speedup vs ranks (log-log, dashed ideal speedup = p), efficiency vs ranks (ideal 100%),
   and a stacked bar per (ranks, algorithm) of milliseconds per step in data / compute /
   allreduce / update (the slowest rank's phase times).
+A ranks x threads layout sweep (--layouts) has two: samples/s per layout (the best one
+marked), one bar per algorithm, and the same stacked phase bars per (layout, algorithm).
 matplotlib is an optional dependency (the `bench` extra): it is imported here, lazily, and
 its absence is reported by returning False rather than failing the whole study.
 """
@@ -23,15 +25,20 @@ def plot_scaling(points, mode: str, path) -> bool:
     matplotlib.use("Agg")  # files only: never needs a display (cluster nodes have none)
     import matplotlib.pyplot as plt
 
-    fig, (ax_speed, ax_eff, ax_time) = plt.subplots(
-        1, 3, figsize=(16, 4.8), gridspec_kw={"width_ratios": [1, 1, 1.4]})
-    good = [p for p in points if p.speedup is not None]
-    draw_speedup(ax_speed, good, mode)
-    draw_efficiency(ax_eff, good, mode)
+    layouts = any(p.threads is not None for p in points)
+    if layouts:
+        fig, (ax_rate, ax_time) = plt.subplots(1, 2, figsize=(13, 4.8))
+        draw_layout_rates(ax_rate, points)
+    else:
+        fig, (ax_speed, ax_eff, ax_time) = plt.subplots(
+            1, 3, figsize=(16, 4.8), gridspec_kw={"width_ratios": [1, 1, 1.4]})
+        good = [p for p in points if p.speedup is not None]
+        draw_speedup(ax_speed, good, mode)
+        draw_efficiency(ax_eff, good, mode)
     draw_phases(ax_time, [p for p in points if p.samples_per_s])
     failed = [p for p in points if p.failed]
     if failed:
-        names = ", ".join(f"p={p.ranks} {p.algorithm}" for p in failed)
+        names = ", ".join(f"{p.layout or f'p={p.ranks}'} {p.algorithm}" for p in failed)
         fig.text(0.01, 0.01, f"failed points (see scaling.md): {names}", color="crimson",
                  fontsize=8)
     fig.tight_layout(rect=(0, 0.04 if failed else 0, 1, 1))
@@ -108,8 +115,31 @@ def draw_efficiency(ax, points, mode) -> None:
     ax.legend(fontsize=8)
 
 
+def draw_layout_rates(ax, points) -> None:
+    """samples/s per layout, one bar per algorithm side by side; the fastest marked."""
+    layouts = list(dict.fromkeys(p.layout for p in points))
+    groups = _by_algorithm(points)
+    width = 0.8 / max(1, len(groups))
+    best = max((p for p in points if p.samples_per_s), key=lambda p: p.samples_per_s,
+               default=None)
+    for i, (alg, ps) in enumerate(groups.items()):
+        xs = [layouts.index(p.layout) + (i - (len(groups) - 1) / 2) * width for p in ps]
+        ax.bar(xs, [p.samples_per_s or 0 for p in ps], width, label=alg)
+        for x, p in zip(xs, ps, strict=True):
+            if p is best:
+                ax.annotate("best", (x, p.samples_per_s), ha="center", va="bottom",
+                            fontsize=8)
+    ax.set_xticks(range(len(layouts)))
+    ax.set_xticklabels(layouts)
+    ax.set_xlabel("ranks x threads per rank")
+    ax.set_ylabel("samples/s")
+    ax.set_title("ranks x threads layouts: throughput")
+    ax.legend(fontsize=8)
+    ax.grid(True, axis="y", alpha=0.3)
+
+
 def draw_phases(ax, points) -> None:
-    labels = [f"{p.ranks}\n{p.algorithm}" for p in points]
+    labels = [f"{p.layout or p.ranks}\n{p.algorithm}" for p in points]
     bottoms = [0.0] * len(points)
     for ph in PHASES:
         heights = [1e3 * (p.phases.get(ph) or 0.0) for p in points]
@@ -118,7 +148,8 @@ def draw_phases(ax, points) -> None:
         bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
     ax.set_xticks(range(len(points)))
     ax.set_xticklabels(labels, fontsize=7)
-    ax.set_xlabel("ranks / algorithm")
+    ax.set_xlabel("layout / algorithm" if any(p.threads for p in points) else
+                  "ranks / algorithm")
     ax.set_ylabel("ms per step (slowest rank)")
     ax.set_title("where each step's time goes")
     ax.legend(fontsize=8)

@@ -8,12 +8,15 @@ throughput(1) is the median of ALL the one-rank runs, whatever their algorithm: 
 does not communicate, so they ran the same program, and sharing the reference lets the
 algorithms' curves be compared point by point. Without one-rank runs, each algorithm is
 measured against its own smallest rank count p0: speedup = p0 * throughput(p) / throughput(p0).
+In a ranks x threads layout sweep (--layouts) a point is (ranks, threads, algorithm) and
+its speedup is scaling_layouts' (over the one-thread-per-rank layout).
 """
 
 import statistics
 from dataclasses import dataclass, field
 
 from ..metrics import PHASES
+from .scaling_layouts import layout_speedups
 
 MODES = ("strong", "weak")
 
@@ -39,6 +42,14 @@ class Point:
     device: str | None = None
     speedup: float | None = None
     efficiency: float | None = None
+    threads: int | None = None  # threads per rank: set only in a layout sweep
+
+    @property
+    def layout(self) -> str | None:
+        """"8x2": 8 ranks x 2 threads, in a layout sweep; None otherwise."""
+        if self.threads is None:
+            return None
+        return f"{self.ranks if self.ranks is not None else '?'}x{self.threads}"
 
     @property
     def status(self) -> str:
@@ -50,17 +61,25 @@ class Point:
         return f"{self.failed}/{self.repeats} repeats FAILED: {first}"
 
 
-def aggregate(runs: list) -> list:
-    """One Point per (ranks, algorithm), sorted by algorithm then ranks, with speedups."""
+def aggregate(runs: list, by_layout: bool = False) -> list:
+    """One Point per (ranks, algorithm), sorted by ranks then algorithm, with speedups;
+    by_layout: one per (ranks, threads, algorithm), sorted by threads per rank."""
     groups: dict = {}
     for run in runs:
-        key = (run.ranks, run.algorithm or "?")
+        key = (run.ranks, run.threads if by_layout else None, run.algorithm or "?")
         groups.setdefault(key, []).append(run)
-    points = [reduce_repeats(ranks, alg, group) for (ranks, alg), group in groups.items()]
+    points = []
+    for (ranks, threads, alg), group in groups.items():
+        points.append(reduce_repeats(ranks, alg, group))
+        points[-1].threads = threads
     # By rank count, the algorithms side by side in the order they were first seen.
-    order = {alg: i for i, alg in enumerate(dict.fromkeys(alg for _, alg in groups))}
-    points.sort(key=lambda p: (p.ranks if p.ranks is not None else 1 << 30,
-                               order[p.algorithm]))
+    order = {alg: i for i, alg in enumerate(dict.fromkeys(alg for *_, alg in groups))}
+    last = 1 << 30
+    if by_layout:  # 16x1, 8x2, ... 1x16
+        points.sort(key=lambda p: (p.threads or last, order[p.algorithm]))
+        layout_speedups(points)
+        return points
+    points.sort(key=lambda p: (p.ranks if p.ranks is not None else last, order[p.algorithm]))
     add_speedups(points)
     return points
 

@@ -1,6 +1,8 @@
 """Scaling points as text: scaling.csv (every number, for other tools) and scaling.md (read).
 
-A failed point stays a row: empty numbers, and a status that says why.
+A failed point stays a row: empty numbers, and a status that says why. A layout sweep's
+(--layouts) tables have a layout ("8x2") and a threads column, and scaling.md ends with the
+best layout (scaling_layouts.best_layout_line, written last by report.write_outputs).
 """
 
 import csv
@@ -12,10 +14,17 @@ CSV_FIELDS = ("mode", "ranks", "algorithm", "device", "repeats", "failed", "samp
               "samples_per_s_min", "samples_per_s_max", "speedup", "efficiency",
               "comm_fraction", "step_time_s", "data_s", "compute_s", "allreduce_s", "update_s",
               "global_batch", "local_batch", "status")
+LAYOUT_CSV_FIELDS = ("mode", "layout", "ranks", "threads", *CSV_FIELDS[2:])
 
 
-def csv_row(point, mode: str) -> dict:
-    row = {name: getattr(point, name, None) for name in CSV_FIELDS}
+def is_layout_sweep(points) -> bool:
+    return any(p.threads is not None for p in points)
+
+
+def csv_row(point, mode: str, fields=None) -> dict:
+    if fields is None:
+        fields = CSV_FIELDS if point.threads is None else LAYOUT_CSV_FIELDS
+    row = {name: getattr(point, name, None) for name in fields}
     row["mode"], row["status"] = mode, point.status
     for ph in PHASES:
         row[f"{ph}_s"] = point.phases.get(ph)
@@ -23,11 +32,12 @@ def csv_row(point, mode: str) -> dict:
 
 
 def write_csv(points, mode, path) -> None:
+    fields = LAYOUT_CSV_FIELDS if is_layout_sweep(points) else CSV_FIELDS
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+        writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         for p in points:
-            writer.writerow(csv_row(p, mode))
+            writer.writerow(csv_row(p, mode, fields))
 
 
 def _fmt(value, spec, scale=1.0) -> str:
@@ -35,14 +45,19 @@ def _fmt(value, spec, scale=1.0) -> str:
 
 
 def markdown_table(points, mode) -> str:
-    head = ("| ranks | algorithm | samples/s | speedup | efficiency | comm fraction | "
-            "step ms | data ms | compute ms | allreduce ms | update ms | status |")
-    lines = [head, "|" + " --- |" * 12]
+    layouts = is_layout_sweep(points)
+    head = ("| layout | ranks | threads | algorithm | samples/s | speedup | " if layouts else
+            "| ranks | algorithm | samples/s | speedup | efficiency | ")
+    head += ("comm fraction | step ms | data ms | compute ms | allreduce ms | update ms | "
+             "status |")
+    lines = [head, "|" + " --- |" * (head.count("|") - 1)]
     for p in points:
-        cells = [str(p.ranks if p.ranks is not None else "?"), p.algorithm,
-                 _fmt(p.samples_per_s, ",.0f"), _fmt(p.speedup, ".2f"),
-                 _fmt(p.efficiency, ".0%"), _fmt(p.comm_fraction, ".0%"),
-                 _fmt(p.step_time_s, ".2f", 1e3)]
+        ranks = str(p.ranks if p.ranks is not None else "?")
+        cells = ([p.layout or "?", ranks, str(p.threads or "?")] if layouts else [ranks])
+        cells += [p.algorithm, _fmt(p.samples_per_s, ",.0f"), _fmt(p.speedup, ".2f")]
+        if not layouts:
+            cells.append(_fmt(p.efficiency, ".0%"))
+        cells += [_fmt(p.comm_fraction, ".0%"), _fmt(p.step_time_s, ".2f", 1e3)]
         cells += [_fmt(p.phases.get(ph), ".2f", 1e3) for ph in PHASES]
         cells.append(p.status.replace("|", "/"))
         lines.append("| " + " | ".join(cells) + " |")
@@ -51,7 +66,9 @@ def markdown_table(points, mode) -> str:
 
 def markdown_report(points, mode, runs, command=None) -> str:
     """The table with what it measured: mode, batches, device, MPI library, hosts, command."""
-    parts = [f"# {mode.capitalize()} scaling\n"]
+    title = (f"Ranks x threads layouts ({mode} scaling)" if is_layout_sweep(points) else
+             f"{mode.capitalize()} scaling")
+    parts = [f"# {title}\n"]
     if command:
         parts.append(f"Command: `{command}`\n")
     parts.append(describe(points, mode, runs) + "\n")
@@ -66,6 +83,10 @@ def markdown_report(points, mode, runs, command=None) -> str:
 
 
 def speedup_note(points) -> str:
+    if is_layout_sweep(points):
+        return ("speedup = samples/s(layout) / samples/s of the algorithm's layout with the "
+                "fewest threads per rank (one rank per core); every layout uses the same "
+                "cores and the same global batch, so samples/s compares them directly.")
     if any(p.ranks == 1 and p.samples_per_s for p in points):
         base = ("samples/s(1) is the median of all one-rank runs (one rank does not "
                 "communicate, whatever the algorithm)")
