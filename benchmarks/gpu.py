@@ -34,7 +34,7 @@ import time  # noqa: E402
 from dataclasses import replace  # noqa: E402
 
 import numpy as np  # noqa: E402
-from gpu_kernels import launch_overhead, matrix_rates, torch_setup  # noqa: E402
+from gpu_kernels import launch_overhead, matrix_rates, torch_mlp, torch_setup  # noqa: E402
 
 from hpctrain.bench.workloads import WORKLOADS  # noqa: E402
 
@@ -133,21 +133,12 @@ def hpctrain_cpu(w, batches):
 
 def torch_cuda(w, batches, sync_each_step=True):
     torch = torch_setup()
-    sizes = w.layer_sizes
-    layers = []
-    for l, (i, o) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        layers.append(torch.nn.Linear(i, o))
-        if l < len(sizes) - 2:
-            layers.append(torch.nn.ReLU())
-    model = torch.nn.Sequential(*layers).cuda()
-    opt = torch.optim.Adam(model.parameters(), lr=LR)
+    model, opt, loss_fn = torch_mlp(torch, w)
     if w.classes == 2:
-        loss_fn = torch.nn.BCEWithLogitsLoss()
         host = [(torch.from_numpy(X).pin_memory(),
                  torch.from_numpy(y.astype(np.float32)[:, None]).pin_memory())
                 for X, y in batches]
     else:
-        loss_fn = torch.nn.CrossEntropyLoss()
         host = [(torch.from_numpy(X).pin_memory(), torch.from_numpy(y.astype(np.int64))
                  .pin_memory()) for X, y in batches]
 

@@ -12,12 +12,13 @@ bf16 within 0.5 accuracy points of fp32.
 """
 
 import argparse
-import csv
 import json
 import os
 import subprocess
 import sys
 import tempfile
+
+from table_lines import write_rows
 
 PRECISIONS = ("fp32", "tf32", "bf16")
 # dataset: training flags (W2's shape and batch; digits: a small MLP, more epochs)
@@ -75,10 +76,7 @@ def main(argv=None):
         print(f"| {r['dataset']} | {r['precision']} | {r['test_accuracy']:.2f}% | "
               f"{r['vs_fp32_points']:+.2f} |")
     if args.csv:
-        with open(args.csv, "w", newline="") as f:
-            out = csv.DictWriter(f, fieldnames=list(rows[0]))
-            out.writeheader()
-            out.writerows(rows)
+        write_rows(args.csv, rows)
 
 
 if __name__ == "__main__":

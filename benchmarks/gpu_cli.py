@@ -12,7 +12,6 @@ after the same warm-up share. Both sides also report their wall time, start-up i
 """
 
 import argparse
-import csv
 import json
 import os
 import subprocess
@@ -21,6 +20,7 @@ import tempfile
 import time
 
 import numpy as np
+from table_lines import write_rows
 
 HIDDEN, BATCH, LR, FEATURES, CLASSES = (256, 256), 1024, 1e-3, 64, 10
 
@@ -129,10 +129,7 @@ def main(argv=None):
               f"{r['wall_s']:.1f} | {r['samples_per_s'] / base['samples_per_s']:.2f}x, "
               f"{base['wall_s'] / r['wall_s']:.2f}x |")
     if args.csv:
-        with open(args.csv, "w", newline="") as f:
-            out = csv.DictWriter(f, fieldnames=list(rows[0]))
-            out.writeheader()
-            out.writerows(rows)
+        write_rows(args.csv, rows)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,20 @@ def torch_setup():
     return torch
 
 
+def torch_mlp(torch, w):
+    """PyTorch's twin of hpctrain's MLP for workload w (Linear + ReLU, a linear last layer),
+    on the GPU, with Adam (lr 1e-3) and the workload's loss: (model, optimizer, loss_fn)."""
+    sizes = w.layer_sizes
+    layers = []
+    for l, (i, o) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers.append(torch.nn.Linear(i, o))
+        if l < len(sizes) - 2:
+            layers.append(torch.nn.ReLU())
+    model = torch.nn.Sequential(*layers).cuda()
+    loss_fn = torch.nn.BCEWithLogitsLoss() if w.classes == 2 else torch.nn.CrossEntropyLoss()
+    return model, torch.optim.Adam(model.parameters(), lr=1e-3), loss_fn
+
+
 def time_on_gpu(launch, repeats=20):
     """Median milliseconds of one launch, by CUDA events on the default stream."""
     from hpctrain.kernels.cuda_shim import cuda

@@ -20,13 +20,14 @@ Samples/s, median of --repeats timed runs after a warm-up.
 """
 
 import argparse
-import csv
 import itertools
 import statistics
 import time
 from dataclasses import replace
 
 import numpy as np
+from gpu_kernels import torch_mlp
+from table_lines import write_rows
 
 from hpctrain.bench.workloads import WORKLOADS
 
@@ -102,16 +103,8 @@ def torch_steps(w, X, y, precision, protocol):
 
     torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
     torch.backends.cudnn.allow_tf32 = precision == "tf32"
-    sizes = w.layer_sizes
-    layers = []
-    for l, (i, o) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        layers.append(torch.nn.Linear(i, o))
-        if l < len(sizes) - 2:
-            layers.append(torch.nn.ReLU())
-    model = torch.nn.Sequential(*layers).cuda()
-    opt = torch.optim.Adam(model.parameters(), lr=LR)
+    model, opt, loss_fn = torch_mlp(torch, w)
     binary = w.classes == 2
-    loss_fn = torch.nn.BCEWithLogitsLoss() if binary else torch.nn.CrossEntropyLoss()
     pool = []
     for Xb, yb in batches_of(w, X, y):
         tx = torch.from_numpy(Xb).pin_memory()
@@ -200,10 +193,7 @@ def main(argv=None):
     add_ratios(rows)
     print_table(rows)
     if args.csv:
-        with open(args.csv, "w", newline="") as f:
-            out = csv.DictWriter(f, fieldnames=list(rows[0]))
-            out.writeheader()
-            out.writerows(rows)
+        write_rows(args.csv, rows)
         print(f"\nwrote {args.csv}")
 
 

@@ -8,7 +8,6 @@ larger odd shapes and the production tile shapes. Not collected by the main test
 """
 
 import sys
-import zlib
 
 import numpy as np
 import pytest
@@ -64,17 +63,6 @@ SM = 4 if SIM else 132
 # (M, K, N) of the products: odd sizes that cross tile edges; the GPU takes larger ones.
 PRODUCT_SIZES = [(11, 7, 5)] if SIM else [(11, 7, 5), (300, 517, 131), (1031, 129, 257)]
 ROUTINE_SHAPES = [dense.TINY] if SIM else [dense.LARGE, dense.SMALL]
-
-
-@pytest.fixture
-def rng(request):
-    # A fresh seed per test, derived from its name: different inputs everywhere, repeatable.
-    return np.random.default_rng(zlib.crc32(request.node.name.encode()))
-
-
-@pytest.fixture
-def stream():
-    return cuda.stream()
 
 
 def put(a):

@@ -7,7 +7,6 @@ simulator and on a GPU; the cuBLAS products, plans and engine only on a GPU with
 """
 
 import sys
-import zlib
 
 import numpy as np
 import pytest
@@ -26,16 +25,6 @@ ACTS = ("identity", "relu", "tanh", "sigmoid")
 SM = 4 if SIM else 132
 BLAS = not SIM and blas_available()[0]
 needs_blas = pytest.mark.skipif(not BLAS, reason="needs a GPU with CuPy's cuBLAS")
-
-
-@pytest.fixture
-def rng(request):
-    return np.random.default_rng(zlib.crc32(request.node.name.encode()))
-
-
-@pytest.fixture
-def stream():
-    return cuda.stream()
 
 
 def put(a, dtype=np.float32):
