@@ -1,7 +1,9 @@
 """Cold start: time to first step with an empty Numba cache, and with a warm one.
 
 For each rank count: one `mpiexec -n P hpctrain train` with a fresh NUMBA_CACHE_DIR (every
-kernel compiles), then the same command again with that cache (kernels load from it).
+kernel compiles), then the same command again with that cache (kernels load from it); then,
+with another fresh cache, `mpiexec -n 2 hpctrain warmup` once (its wall time is reported as
+the "warmup" row) and the training after it: a node type's first job after a warm-up.
 Reported per run: summary.json's time_to_first_step_s (the slowest rank's time from the start
 of training to the end of its first step, compilation included) and the command's whole wall
 time (Python, MPI and import start-up too).
@@ -46,6 +48,16 @@ def train_once(ranks, data, run, cache, work, mpiexec_args) -> tuple[float, floa
         return json.load(f)["time_to_first_step_s"], wall
 
 
+def warmup_once(cache, mpiexec_args) -> float:
+    """Wall seconds of `hpctrain warmup` on two ranks into this cache."""
+    cmd = [find_mpiexec(), *mpiexec_args, "-n", "2", sys.executable, "-m", "hpctrain",
+           "warmup"]
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache, NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    started = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True, env=env)
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ranks", default="1,2")
@@ -67,6 +79,13 @@ def main() -> None:
                                          cache, work, shlex.split(args.mpiexec_args))
                 lines.append(f"| {ranks} | {label} | {first:.2f} | {wall:.2f} |")
                 print(lines[-1], flush=True)
+            cache = os.path.join(tmp, f"numba-warmup-{ranks}")
+            wall = warmup_once(cache, shlex.split(args.mpiexec_args))
+            lines.append(f"| 2 | `hpctrain warmup` itself | | {wall:.2f} |")
+            first, wall = train_once(ranks, data, os.path.join(tmp, f"run-{ranks}"), cache,
+                                     work, shlex.split(args.mpiexec_args))
+            lines.append(f"| {ranks} | after warmup | {first:.2f} | {wall:.2f} |")
+            print(*lines[-2:], sep="\n", flush=True)
     if args.out:
         with open(args.out, "w") as f:
             f.write("\n".join(lines) + "\n")

@@ -32,6 +32,7 @@ COMMANDS = {
     "demo": "hpctrain.train_cli:demo",
     "run": "hpctrain.train_cli:run",
     "bench": "hpctrain.bench.cli:bench",
+    "warmup": "hpctrain.warmup_cli:warmup",
 }
 
 

@@ -16,7 +16,8 @@ def test_help_lists_every_command_with_its_summary():
     proc = check(run_cli(["--help"]))
     listed = proc.stdout.split("Commands:")[1].strip().splitlines()
     names = [line.split()[0] for line in listed]
-    assert names == ["bench", "data", "demo", "evaluate", "export", "predict", "run", "train"]
+    assert names == ["bench", "data", "demo", "evaluate", "export", "predict", "run", "train",
+                     "warmup"]
     assert all(len(line.split()) > 2 for line in listed), "a command without a summary"
 
 
