@@ -13,6 +13,14 @@ so a script can set thread counts (hpctrain.runtime.configure) before they load.
 """
 
 import importlib
+import os
+
+# Where colorama is installed, Numba colours its messages through it, and colorama then writes
+# a reset (ESC[0m) to stdout at exit whenever stdout is a terminal. Open MPI gives every rank
+# a pty for stdout even when mpirun's output goes to a file, so plain logs (and scripts'
+# results) got one ESC[0m per rank. hpctrain prints no colour: Numba need not either. Set
+# here, on import (before Numba loads), so the Python API is covered as well as the CLI.
+os.environ.setdefault("NUMBA_DISABLE_ERROR_MESSAGE_HIGHLIGHTING", "1")
 
 __version__ = "0.1.0"
 

@@ -6,6 +6,7 @@ Loading lazily keeps `hpctrain data ...` free of MPI and Numba start-up, and let
 
 import importlib
 import sys
+import time
 
 import click
 
@@ -19,6 +20,7 @@ from .errors import (
     RunFailed,
     Stopped,
 )
+from .failures import ABORT_GRACE_S
 from .settings import check_environment
 from .world import current_rank
 
@@ -70,8 +72,16 @@ class LazyGroup(click.Group):
 def report_error(err: Exception, prefix: str = "hpctrain: error: ") -> None:
     """One line on stderr; a collectively agreed error is printed by rank 0 alone."""
     if getattr(err, "collective", False) and current_rank() != 0:
+        let_rank_0_speak()
         return
     click.echo(f"{prefix}{err}", err=True)
+
+
+def let_rank_0_speak() -> None:
+    """A silent rank waits a moment before it exits: Open MPI's launcher ends the whole job
+    when the first rank exits non-zero, and a rank 0 killed before its line was forwarded
+    would leave the job with no word of why (seen under Open MPI 5)."""
+    time.sleep(ABORT_GRACE_S)
 
 
 @click.group(cls=LazyGroup, lazy_commands=COMMANDS)
@@ -104,6 +114,8 @@ def report_usage(message: str) -> None:
     # Every rank of an mpiexec launch parses the same command line: rank 0 alone says so.
     if current_rank() == 0:
         click.echo(f"hpctrain: error: {message}", err=True)
+    else:
+        let_rank_0_speak()
 
 
 if __name__ == "__main__":

@@ -100,8 +100,3 @@ def configure(threads: int | None = None) -> None:
     Numba cache directory."""
     set_threads(1 if threads is None else threads, overwrite=threads is not None)
     os.environ.setdefault("NUMBA_CACHE_DIR", cache_dir("numba"))
-    # Where colorama is installed, Numba colours its messages through it, and colorama then
-    # writes a reset (ESC[0m) to stdout at exit whenever stdout is a terminal. Open MPI gives
-    # every rank a pty for stdout even when mpirun's output goes to a file, so plain logs got
-    # one ESC[0m per rank. hpctrain prints no colour: Numba need not either.
-    os.environ.setdefault("NUMBA_DISABLE_ERROR_MESSAGE_HIGHLIGHTING", "1")

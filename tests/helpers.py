@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 
-from hpctrain.launcher import find_mpiexec
+from hpctrain.launcher import find_mpiexec, without_launcher_reports
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -73,6 +73,11 @@ def run_mpi_script(nranks, script, args=(), timeout=300, env=None) -> subprocess
     cmd = [mpiexec(), "-n", str(nranks), sys.executable, str(script), *map(str, args)]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                           env=env or child_env())
+
+
+def own_lines(stderr: str) -> list:
+    """stderr's lines without the launcher's own reports (hpctrain.launcher)."""
+    return without_launcher_reports(stderr.splitlines())
 
 
 def check(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:

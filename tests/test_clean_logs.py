@@ -34,9 +34,9 @@ def test_multi_rank_logs_hold_no_escape_codes(tmp_path):
     assert ESC not in proc.stdout and ESC not in proc.stderr, repr(proc.stdout[-300:])
 
 
-def test_a_rank_whose_stdout_is_a_pty_writes_no_escape_codes(tmp_path):
+def written_to_a_pty(cmd):
+    """(what cmd wrote to its stdout, a pty as Open MPI gives a rank; its exit status, stderr)."""
     leader, follower = os.openpty()
-    cmd = [sys.executable, "-m", "hpctrain", *map(str, train_args(tmp_path, "pty"))]
     proc = subprocess.Popen(cmd, stdout=follower, stderr=subprocess.PIPE, env=child_env())
     os.close(follower)
     written, deadline = b"", time.monotonic() + 240
@@ -56,6 +56,24 @@ def test_a_rank_whose_stdout_is_a_pty_writes_no_escape_codes(tmp_path):
         if time.monotonic() >= deadline:
             proc.kill()
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err.decode()
+    return written, proc.returncode, err.decode()
+
+
+def test_a_rank_whose_stdout_is_a_pty_writes_no_escape_codes(tmp_path):
+    cmd = [sys.executable, "-m", "hpctrain", *map(str, train_args(tmp_path, "pty"))]
+    written, code, err = written_to_a_pty(cmd)
+    assert code == 0, err
     assert b"done:" in written
+    assert ESC.encode() not in written, written[-200:]
+
+
+def test_the_python_api_on_a_pty_writes_no_escape_codes():
+    """A script that drives the library (hpctrain.fit, hpctrain.comm), not the CLI."""
+    script = ("import numpy as np, hpctrain\n"
+              "X = np.random.default_rng(0).standard_normal((64, 3)).astype(np.float32)\n"
+              "m = hpctrain.fit(X, (X[:, 0] > 0).astype(np.int32), hidden=(4,), epochs=1)\n"
+              "print('ok', m.evaluate(X, (X[:, 0] > 0).astype(np.int32))['accuracy'] >= 0)\n")
+    written, code, err = written_to_a_pty([sys.executable, "-c", script])
+    assert code == 0, err
+    assert b"ok True" in written
     assert ESC.encode() not in written, written[-200:]

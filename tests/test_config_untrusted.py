@@ -9,7 +9,7 @@ import os
 import sys
 
 import pytest
-from helpers import check, child_env, run_cli, run_mpi
+from helpers import check, child_env, own_lines, run_cli, run_mpi
 from train_util import make_data
 
 
@@ -25,7 +25,7 @@ def train_args(data, run, *flags):
 def assert_one_error_line(proc, *names, run=None):
     """Exit 2, exactly one line on stderr, `hpctrain: error: ...` naming every one of
     `names`, no traceback, and no run directory made."""
-    lines = proc.stderr.splitlines()
+    lines = own_lines(proc.stderr)
     assert proc.returncode == 2, proc.stderr
     assert len(lines) == 1 and lines[0].startswith("hpctrain: error: "), proc.stderr
     for name in names:

@@ -10,7 +10,7 @@ import time
 import h5py
 import numpy as np
 import pytest
-from helpers import check, child_env, run_cli, run_mpi
+from helpers import check, child_env, own_lines, run_cli, run_mpi
 from train_util import checkpoints, make_data
 
 TIMEOUT = 120  # seconds per command; these take a few
@@ -117,7 +117,7 @@ def test_a_checkpoint_that_does_not_fit_the_dataset_is_one_line_and_no_file(tmp_
     out = str(tmp_path / "predictions.h5")
     proc = predict_mpi(2, data, other, out)
     assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
+    lines = own_lines(proc.stderr)
     assert len(lines) == 1 and "checkpoint is for regression data" in lines[0], proc.stderr
     assert os.listdir(tmp_path) == []
 

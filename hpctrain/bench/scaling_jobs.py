@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 from ..errors import InputError
+from ..launcher import without_launcher_reports
 from .run_results import load_run
 
 
@@ -64,9 +65,11 @@ def stop_group(proc, grace=5.0) -> None:
 
 
 def last_error_line(log_path) -> str:
-    """The line of the log that says what went wrong (the last `error` line, else the last)."""
+    """The line of the log that says what went wrong (the last `error` line, else the last),
+    never the launcher's own report (Open MPI's ends the log with a box of its own)."""
     with open(log_path, errors="replace") as f:
-        lines = [line.strip() for line in f.read().splitlines()[1:] if line.strip()]
+        lines = [line.strip() for line in
+                 without_launcher_reports(f.read().splitlines()[1:]) if line.strip()]
     errors = [line for line in lines if "error" in line.lower()]
     line = (errors or lines or ["(no output)"])[-1]
     return line[:200]
