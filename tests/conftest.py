@@ -35,6 +35,10 @@ LAUNCHING_MODULES = {"test_api", "test_cli", "test_scaling", "test_scaling_layou
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "mpi: starts MPI ranks (CI runs these under each MPI)")
+    config.addinivalue_line(
+        "markers", "hydra_signals: relies on how MPICH's launcher (hydra) passes signals and "
+        "exit codes and on its process tree; Open MPI's prterun differs (docs/RELIABILITY.md, "
+        "'Under Open MPI'), so CI's Open MPI pass leaves these out")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from helpers import check, child_env, mpiexec, run_cli, run_mpi
+from helpers import check, child_env, mpiexec, own_lines, run_cli, run_mpi
 from train_util import checkpoints, make_data, metrics
 
 from hpctrain import checkpoint as ckpt
@@ -60,6 +60,7 @@ def data(tmp_path_factory):
     return make_data(tmp_path_factory.mktemp("data") / "d", samples=3000, features=32)
 
 
+@pytest.mark.hydra_signals
 def test_sigterm_stops_every_rank_at_one_checkpointed_step_and_resume_finishes(data, tmp_path):
     run, steps = str(tmp_path / "run"), 4000
     proc = start_training(3, data, run, steps)
@@ -81,6 +82,7 @@ def test_sigterm_stops_every_rank_at_one_checkpointed_step_and_resume_finishes(d
     assert ckpt.load(checkpoints(run)[-1]).step == steps
 
 
+@pytest.mark.hydra_signals
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGUSR1])
 def test_other_stop_signals_checkpoint_too(data, tmp_path, sig):
     run = str(tmp_path / "run")
@@ -135,6 +137,7 @@ def test_a_signal_that_reaches_one_rank_stops_all_of_them(data, tmp_path):
     assert ckpt.load(checkpoints(run)[-1]).step == metrics(run)[-1]["step"]
 
 
+@pytest.mark.hydra_signals
 def test_more_signals_during_the_checkpoint_do_not_corrupt_it(data, tmp_path):
     """The ranks get more signals while rank 0 writes a large checkpoint (SLURM and srun
     signal the tasks again; mpiexec's own second Ctrl-C force-kills, like kill -9)."""
@@ -174,7 +177,7 @@ def test_a_second_training_into_a_run_in_use_is_refused(data, tmp_path):
     second = run_mpi(2, ["train", "--data", data, "--out", run, "--resume", "--steps", "10"],
                      timeout=120)
     assert second.returncode == 2, second.stderr
-    line = second.stderr.strip().splitlines()[-1]
+    line = own_lines(second.stderr)[-1]
     assert "in use by another training" in line and f"pid {first.pid}" not in line
     assert "host " in line and ".hpctrain.lock" in line
     assert first.poll() is None, "the first training was disturbed"
@@ -300,6 +303,7 @@ def test_a_broken_config_json_on_resume_names_the_file(tmp_path):
                                   f"is not valid JSON")
 
 
+@pytest.mark.hydra_signals
 @pytest.mark.parametrize("stopped", [2, 0])
 def test_a_stopped_rank_ends_the_job_naming_it(data, tmp_path, stopped):
     """SIGSTOP of one rank (a hung node): the job ends within the stall timeout plus a few
@@ -393,6 +397,7 @@ def test_run_gives_up_after_max_restarts_and_never_restarts_bad_input(data, tmp_
     assert "injected fault at step 3" in proc.stderr.split("no restarts left")[0]
 
 
+@pytest.mark.hydra_signals
 def test_a_signal_to_run_stops_the_job_and_the_agent(data, tmp_path):
     run = str(tmp_path / "run")
     agent = start_agent(data, run, 1000000, max_restarts=3)

@@ -82,6 +82,7 @@ def wait_until(condition, what, timeout=JOB_TIMEOUT):
         time.sleep(0.2)
 
 
+@pytest.mark.hydra_signals
 @pytest.mark.parametrize("launcher", LAUNCHERS)
 def test_train_sbatch_runs_two_ranks(slurm, tiny_data, tmp_path, launcher):
     run = tmp_path / "run"
@@ -128,6 +129,7 @@ def started_training(run):
     return metrics.exists() and metrics.stat().st_size > 0
 
 
+@pytest.mark.hydra_signals
 @pytest.mark.parametrize("launcher", LAUNCHERS)
 def test_the_time_limit_signal_checkpoints_requeues_and_resumes(slurm, tiny_data, tmp_path,
                                                                 launcher):
@@ -234,6 +236,7 @@ def test_bench_scaling_layouts_give_each_srun_task_its_cpus(slurm, tiny_data, tm
     assert "Best layout: " in (out / "scaling.md").read_text().rstrip().splitlines()[-1]
 
 
+@pytest.mark.hydra_signals
 def test_scaling_sh_sweep_with_arrays_and_a_report_job(slurm, tmp_path):
     out = tmp_path / "sweep"
     proc = slurm.run(["bash", SCALING_SH, "--mode", "strong", "--tasks", "1,2",
