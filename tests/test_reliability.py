@@ -170,6 +170,7 @@ def test_resume_without_a_checkpoint_says_so(tmp_path):
         assert json.load(f)["steps"] > 0
 
 
+@pytest.mark.hydra_signals  # it ends the first training with SIGTERM to mpiexec
 def test_a_second_training_into_a_run_in_use_is_refused(data, tmp_path):
     run = str(tmp_path / "run")
     first = start_training(2, data, run, 100000)
