@@ -86,6 +86,9 @@ def _write_own_rows(comm, job, split, out, tmp, offset, block_rows) -> None:
                                                        model.classes)]))
     else:
         writer = shared_output.RowWriter(tmp, offset, start, job["width"])
+    # Every rank's file exists before any rank can fail: a failing rank's clean-up then
+    # finds them all (a slow peer creating its CSV part after that clean-up left it behind).
+    comm.Barrier()
     for index, first in enumerate(range(start, stop, block_rows)):
         faults.block(index)
         X, _ = dataset.read(split, first, min(stop, first + block_rows))
