@@ -29,12 +29,10 @@ set_threads(1, overwrite=False)
 import argparse  # noqa: E402
 import csv  # noqa: E402
 import itertools  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
 from dataclasses import replace  # noqa: E402
 
 import numpy as np  # noqa: E402
-from gpu_kernels import launch_overhead, matrix_rates, torch_mlp, torch_setup  # noqa: E402
+from gpu_kernels import launch_overhead, matrix_rates, timed, torch_mlp, torch_setup  # noqa: E402
 
 from hpctrain.bench.workloads import WORKLOADS  # noqa: E402
 
@@ -60,17 +58,6 @@ def make_batches(w, count=POOL, seed=0):
         y = (scores[:, 0] > 0) if w.classes == 2 else scores.argmax(axis=1)
         out.append((X, y.astype(np.int32)))
     return out
-
-
-def timed(run_steps, steps, repeats, warmup):
-    """Median seconds per step of `run_steps(steps)` over repeats, after a warm-up."""
-    run_steps(warmup)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run_steps(steps)
-        times.append((time.perf_counter() - start) / steps)
-    return statistics.median(times)
 
 
 def model_for(w):

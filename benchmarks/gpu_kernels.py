@@ -1,4 +1,5 @@
-"""The GPU's parts, one at a time, for benchmarks/gpu.py: matrix kernels and Python's call costs.
+"""The GPU's parts, one at a time, for benchmarks/gpu.py and gpu_precision.py: matrix kernels,
+Python's call costs, and what both step studies share (`timed`, `torch_mlp`).
 
 matrix_rates: the TFLOP/s of each hpctrain matrix kernel on W2's layer products at batch 8192,
 next to PyTorch (cuBLAS) on the same products and its 8192^3 ceiling. launch_overhead: the
@@ -34,6 +35,17 @@ def torch_mlp(torch, w):
     model = torch.nn.Sequential(*layers).cuda()
     loss_fn = torch.nn.BCEWithLogitsLoss() if w.classes == 2 else torch.nn.CrossEntropyLoss()
     return model, torch.optim.Adam(model.parameters(), lr=1e-3), loss_fn
+
+
+def timed(run_steps, steps, repeats, warmup):
+    """Median seconds per step of `run_steps(steps)` over repeats, after a warm-up."""
+    run_steps(warmup)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run_steps(steps)
+        times.append((time.perf_counter() - start) / steps)
+    return statistics.median(times)
 
 
 def time_on_gpu(launch, repeats=20):

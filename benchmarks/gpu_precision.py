@@ -21,12 +21,10 @@ Samples/s, median of --repeats timed runs after a warm-up.
 
 import argparse
 import itertools
-import statistics
-import time
 from dataclasses import replace
 
 import numpy as np
-from gpu_kernels import torch_mlp
+from gpu_kernels import timed, torch_mlp
 from table_lines import write_rows
 
 from hpctrain.bench.workloads import WORKLOADS
@@ -47,16 +45,6 @@ def make_rows(w, seed=0):
     scores = np.tanh(X @ teacher)
     y = (scores[:, 0] > 0) if w.classes == 2 else scores.argmax(axis=1)
     return X, y.astype(np.int32)
-
-
-def timed(run_steps, steps, repeats):
-    run_steps(max(3, steps // 5))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run_steps(steps)
-        times.append((time.perf_counter() - start) / steps)
-    return statistics.median(times)
 
 
 def batches_of(w, X, y):
@@ -143,7 +131,7 @@ def study(args):
         for who, precision, make, tuning in entries:
             try:
                 run_steps, path = make(w, X, y, precision, protocol, **tuning)
-                seconds = timed(run_steps, steps, args.repeats)
+                seconds = timed(run_steps, steps, args.repeats, max(3, steps // 5))
             except Exception as err:  # one failing row is reported, the study goes on
                 print(f"{name} {who} {precision} {protocol}: failed: "
                       f"{type(err).__name__}: {err}", flush=True)

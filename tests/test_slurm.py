@@ -203,15 +203,21 @@ def test_a_task_that_dies_before_mpi_init_ends_the_job(slurm, tiny_data, tmp_pat
     assert re.search(rf"hpctrain job {job}: exit [1-9]", text), text
 
 
-@PMI2_SRUN
-def test_bench_scaling_launches_with_srun(slurm, tiny_data, tmp_path):
-    out = tmp_path / "srun-study"
-    proc = slurm.run([sys.executable, "-m", "hpctrain", "bench", "scaling", "--mode", "weak",
-                      "--ranks", "2", "--data", str(tiny_data), "--hidden", "8",
-                      "--batch-size", "16", "--steps", "4", "--repeats", "1",
+def srun_study(slurm, tiny_data, out, *flags):
+    """`hpctrain bench scaling FLAGS --launcher srun` on the tiny model, inside the cluster;
+    asserts it succeeded and returns its output directory."""
+    proc = slurm.run([sys.executable, "-m", "hpctrain", "bench", "scaling", *flags, "--data",
+                      str(tiny_data), "--hidden", "8", "--steps", "4", "--repeats", "1",
                       "--launcher", "srun", "--out", str(out)],
                      env=job_env(), check=False, timeout=JOB_TIMEOUT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    return out
+
+
+@PMI2_SRUN
+def test_bench_scaling_launches_with_srun(slurm, tiny_data, tmp_path):
+    out = srun_study(slurm, tiny_data, tmp_path / "srun-study", "--mode", "weak", "--ranks",
+                     "2", "--batch-size", "16")
     log = (out / "logs" / "p2-ring-r0.log").read_text()
     assert log.startswith("$ srun --mpi=pmi2 --ntasks 2 ")
     summary = json.loads((out / "runs" / "p2-ring-r0" / "summary.json").read_text())
@@ -220,13 +226,8 @@ def test_bench_scaling_launches_with_srun(slurm, tiny_data, tmp_path):
 
 @PMI2_SRUN
 def test_bench_scaling_layouts_give_each_srun_task_its_cpus(slurm, tiny_data, tmp_path):
-    out = tmp_path / "srun-layouts"
-    proc = slurm.run([sys.executable, "-m", "hpctrain", "bench", "scaling", "--mode", "strong",
-                      "--layouts", "2", "--data", str(tiny_data), "--hidden", "8",
-                      "--global-batch", "16", "--steps", "4", "--repeats", "1",
-                      "--launcher", "srun", "--out", str(out)],
-                     env=job_env(), check=False, timeout=JOB_TIMEOUT)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = srun_study(slurm, tiny_data, tmp_path / "srun-layouts", "--mode", "strong",
+                     "--layouts", "2", "--global-batch", "16")
     for ranks, threads in ((2, 1), (1, 2)):
         name = f"{ranks}x{threads}-ring-r0"
         log = (out / "logs" / f"{name}.log").read_text()
