@@ -4,6 +4,7 @@ For each rank count: one `mpiexec -n P hpctrain train` with a fresh NUMBA_CACHE_
 kernel compiles), then the same command again with that cache (kernels load from it); then,
 with another fresh cache, `mpiexec -n 2 hpctrain warmup` once (its wall time is reported as
 the "warmup" row) and the training after it: a node type's first job after a warm-up.
+A first row per rank count times the ranks only starting (imports, MPI_Init): the floor.
 Reported per run: summary.json's time_to_first_step_s (the slowest rank's time from the start
 of training to the end of its first step, compilation included) and the command's whole wall
 time (Python, MPI and import start-up too).
@@ -58,6 +59,16 @@ def warmup_once(cache, mpiexec_args) -> float:
     return time.perf_counter() - started
 
 
+def startup_once(ranks, mpiexec_args) -> float:
+    """Wall seconds of P ranks that only start: Python, the training modules' imports (Numba,
+    NumPy, h5py) and MPI_Init, the floor under any time to the first step."""
+    code = "import hpctrain.trainer; from mpi4py import MPI; MPI.COMM_WORLD.Barrier()"
+    cmd = [find_mpiexec(), *mpiexec_args, "-n", str(ranks), sys.executable, "-c", code]
+    started = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ranks", default="1,2")
@@ -73,6 +84,8 @@ def main() -> None:
         data = os.path.join(tmp, "data")
         make_data(data, work)
         for ranks in map(int, args.ranks.split(",")):
+            wall = startup_once(ranks, shlex.split(args.mpiexec_args))
+            lines.append(f"| {ranks} | start-up only (imports, MPI_Init) | | {wall:.2f} |")
             cache = os.path.join(tmp, f"numba-cache-{ranks}")  # empty: every kernel compiles
             for label in ("cold", "warm"):
                 first, wall = train_once(ranks, data, os.path.join(tmp, f"run-{ranks}"),

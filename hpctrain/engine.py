@@ -5,10 +5,8 @@ CUDA path (hpctrain.cuda_engine) share one loop, one checkpoint format and one a
 """
 
 import numpy as np
-from mpi4py import MPI
 
 from .errors import InputError
-from .kernels.finite import all_finite
 from .optim import make_optimizer
 
 
@@ -55,16 +53,3 @@ def make_engine(device: str, model, optimizer_args: dict, params: np.ndarray,
                          f"cuda); the CPU path computes in fp32")
     return CpuEngine(model, make_optimizer(n_params=model.n_params, **optimizer_args), params)
 
-
-def warm_up(engine, comm, X, y, scratch) -> None:
-    """Compile once per node: the node's first rank fills the Numba cache, then the rest
-    load it, so 16 ranks do not compile 16 times. X, y: one row; scratch: a gradient-sized
-    buffer whose contents are then undefined (None: the CUDA engine keeps it)."""
-    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
-    for turn in (0, 1):
-        if (node.Get_rank() == 0) == (turn == 0):
-            engine.loss_grad(X, y, scratch)
-            if scratch is not None:       # None: a gradient kept on the GPU
-                all_finite(scratch)
-        node.Barrier()
-    node.Free()

@@ -7,6 +7,7 @@ State is plain arrays, so checkpoints store it as datasets:
 {"name": ..., "step": int, "buffers": {name: float32 array of n_params}}.
 """
 
+import copy
 import math
 
 import numpy as np
@@ -42,6 +43,14 @@ class Optimizer:
                     or not a.flags.c_contiguous:
                 raise ValueError(f"the {what} buffer must be a contiguous float32 array "
                                  f"of {self.n_params} values")
+
+    def compile_kernel(self) -> None:
+        """Compile (or load) this optimizer's kernel, its state untouched: one step of a
+        one-value copy (the types, not the sizes, pick the kernel's specialization)."""
+        clone = copy.copy(self)
+        clone.n_params, clone.steps = 1, 0
+        clone.buffers = {name: np.zeros(1, dtype=np.float32) for name in self.buffers}
+        clone.step(np.zeros(1, dtype=np.float32), np.zeros(1, dtype=np.float32), 1.0, 0.0)
 
     def state_dict(self) -> dict:
         """A copy of the state (safe to write out while training goes on)."""

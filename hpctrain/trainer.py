@@ -21,9 +21,10 @@ from . import checkpoint as ckpt
 from . import settings
 from .batches import Batches, EpochClock, local_batch_size, make_plan
 from .comm import auto, get_allreduce
-from .compile_note import say_if_compiling
+from .comm.kernel_jobs import kernel_jobs
+from .compile_note import kernels_cached, say_if_compiling
 from .config import TrainConfig
-from .engine import make_engine, warm_up
+from .engine import make_engine
 from .errors import RunFailed
 from .exact_sync import ExactGradientSync, exact_validation
 from .faults import FaultPlan
@@ -31,6 +32,7 @@ from .gradsync import GradientSync
 from .kernels.finite import all_finite
 from .metrics import StepTimer
 from .microbatches import MicroBatches
+from .node_compile import compile_on_node
 from .records import RunRecords
 from .rundir import config_record
 from .schedule import LearningRate
@@ -124,6 +126,21 @@ class Trainer:
         self.comm.Bcast(params, root=0)
         return params
 
+    def compile_jobs(self) -> list:
+        """The kernels of a step and of validation, each run once on throwaway inputs of the
+        run's types (hpctrain.node_compile); the gradient buffer's contents are then undefined."""
+        X, y = self.rows.X[:1], self.rows.y[:1]
+        scratch = None if self.grad_on_gpu else self.sync.local
+        jobs = [lambda: self.engine.loss_grad(X, y, scratch)]
+        if scratch is not None:
+            jobs.append(lambda: all_finite(scratch))
+        if self.device == "cpu":        # the GPU's optimizer kernels are CUDA's own
+            jobs.append(self.engine.optimizer.compile_kernel)
+        if self.val is not None and not self.cfg.reproducible:
+            Xv, yv = self.val
+            jobs.append(lambda: self.model.evaluate(self.engine.params_host(), Xv[:1], yv[:1]))
+        return jobs + kernel_jobs(np.float32)
+
     # --- the loop ---------------------------------------------------------------------------
 
     def run(self) -> dict | None:
@@ -135,8 +152,7 @@ class Trainer:
             say_if_compiling(print_stderr)
         finished = False
         try:
-            warm_up(self.engine, self.comm, self.rows.X[:1], self.rows.y[:1],
-                    None if self.grad_on_gpu else self.sync.local)
+            compile_on_node(self.comm, self.compile_jobs(), cached=kernels_cached)
             self.sync.prepare()
             self.loop()
             finished = True

@@ -65,13 +65,15 @@ def backward_layer(l, params, X, grad, offsets, fan_in, fan_out, acts, outputs, 
     dZ = deltas[here:here + n * fan_out[l]].reshape(n, fan_out[l])
     W, _ = weights(params, offsets, fan_in, fan_out, l)
     dW, db = weights(grad, offsets, fan_in, fan_out, l)
+    # One call with run-time values for both cases: constants here would be typed as
+    # literals and compile dense_backward (and what it calls) a second time.
+    A_prev, dZ_prev, prev_code = X, dZ, acts[0]
     if l > 0:
         A_prev = layer_output(outputs, n, fan_out, l - 1)
         below = half * ((layers - l) % 2)
         dZ_prev = deltas[below:below + n * fan_in[l]].reshape(n, fan_in[l])
-        dense_backward(A_prev, W, dZ, dW, db, dZ_prev, acts[l - 1], True)
-    else:
-        dense_backward(X, W, dZ, dW, db, dZ, 0, False)
+        prev_code = acts[l - 1]
+    dense_backward(A_prev, W, dZ, dW, db, dZ_prev, prev_code, l > 0)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

@@ -168,3 +168,23 @@ def test_buffers_of_the_wrong_size_or_type_are_refused():
         opt.step(np.zeros(5, np.float32), np.zeros(4, np.float32), 1.0, 0.1)
     with pytest.raises(ValueError, match="gradient buffer"):
         opt.step(np.zeros(4, np.float32), np.zeros(4, np.float64), 1.0, 0.1)
+
+
+@pytest.mark.parametrize("name,settings", [("adam", {}), ("sgd", {"momentum": 0.9}),
+                                           ("sgd", {})])
+def test_compiling_the_kernel_leaves_the_state_and_the_next_step_as_they_were(name, settings):
+    rng = fresh_rng()
+    params, grads = buffers(rng)
+    plain, compiled = (make_optimizer(name, N, lr=0.1, **settings) for _ in range(2))
+    theirs = params.copy()
+    plain.step(params, grads[0], 0.5)
+    compiled.step(theirs, grads[0], 0.5)
+    before = compiled.state_dict()
+    compiled.compile_kernel()
+    after = compiled.state_dict()
+    assert after["step"] == before["step"] == 1
+    for k in before["buffers"]:
+        np.testing.assert_array_equal(after["buffers"][k], before["buffers"][k])
+    plain.step(params, grads[1], 0.5)
+    compiled.step(theirs, grads[1], 0.5)
+    np.testing.assert_array_equal(theirs, params)

@@ -23,9 +23,11 @@ import time
 import numpy as np
 
 from .. import runtime
+from ..node_compile import compile_on_node
 from ..world import hosts, mpi_library
 from . import timing, topology
 from .job_settings import job_setting
+from .kernel_jobs import kernel_jobs
 
 SMALLEST_CLASS = 4096      # bytes: below this, latency is all there is
 # Seconds of measurement per size class (all candidates together), plus one warm-up call each.
@@ -110,6 +112,7 @@ def choose(comm, key: str, algorithms: dict, size: int, n: int, dtype,
 
 def measure(comm, algorithms: dict, n: int, dtype) -> dict:
     """name -> seconds per call, every rank timing the same calls together (`timing`)."""
+    compile_on_node(comm, kernel_jobs(dtype))  # each kernel compiles once per node, not per rank
     scratch = np.zeros(n, dtype=dtype)
     names = sorted(algorithms)
     # Agreed like every number that decides how many calls run: same calls on every rank.
