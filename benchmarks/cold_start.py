@@ -80,7 +80,11 @@ def main() -> None:
     lines = [f"Command: `python benchmarks/{os.path.basename(__file__)} "
              f"{shlex.join(sys.argv[1:])}`", "",
              "| ranks | cache | time to first step (s) | wall (s) |", "| --- | --- | --- | --- |"]
+    out = os.path.abspath(args.out) if args.out else None
     with tempfile.TemporaryDirectory(prefix="hpctrain-cold-") as tmp:
+        # Run from outside any checkout: `python -m hpctrain` then starts the installed
+        # package (a baseline's, in benchmarks/device_cold_start.sh), not one in the cwd.
+        os.chdir(tmp)
         data = os.path.join(tmp, "data")
         make_data(data, work)
         for ranks in map(int, args.ranks.split(",")):
@@ -99,8 +103,8 @@ def main() -> None:
                                      work, shlex.split(args.mpiexec_args))
             lines.append(f"| {ranks} | after warmup | {first:.2f} | {wall:.2f} |")
             print(*lines[-2:], sep="\n", flush=True)
-    if args.out:
-        with open(args.out, "w") as f:
+    if out:
+        with open(out, "w") as f:
             f.write("\n".join(lines) + "\n")
 
 

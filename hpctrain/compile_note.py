@@ -1,5 +1,5 @@
 """"compiling kernels (first run only)": said on rank 0 before a start-up that would otherwise
-sit silent for ~10 s while Numba compiles.
+sit silent for several seconds while Numba compiles.
 
 Cold or warm is read from Numba's own cache index of the training kernel (`mlp.loss_grad`, the
 one call that holds forward, loss and backward): warm when the index, valid for the current

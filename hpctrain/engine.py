@@ -22,6 +22,10 @@ class CpuEngine:
         """Write the SUM of per-sample gradients into `grad`; return (loss_sum, correct)."""
         return self.model.loss_grad(self.params, X, y, grad)
 
+    def loss_grad_parts(self, X, y, grad) -> list:
+        """Jobs compiling the pieces of loss_grad's kernel (hpctrain.node_compile)."""
+        return self.model.loss_grad_parts(self.params, X, y, grad)
+
     def step(self, grad_sum, scale, lr):
         """One fused update with the reduced gradient sum times `scale` (1 / global count)."""
         self.optimizer.step(self.params, grad_sum, scale, lr)

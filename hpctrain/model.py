@@ -144,6 +144,14 @@ class MLP:
             raise InputError(f"{err} (task {self.task})") from None
         return float(loss), int(correct)
 
+    def loss_grad_parts(self, params, X, y, grad) -> list:
+        """Jobs compiling the pieces of loss_grad's kernel for these inputs' types, for
+        hpctrain.node_compile to spread over a node's ranks (grad is then undefined)."""
+        X, y = self._batch(X, y)
+        outputs, deltas = self._workspace(X.shape[0])
+        return _kernels().part_jobs(params, X, y, grad, self._offsets, self._fan_in,
+                                    self._fan_out, self._acts, self._task_code, outputs, deltas)
+
     def staged_loss_grad(self, params, X, y, grad):
         """loss_grad in stages, for overlapping the gradient's allreduce with backward:
         (loss sum, correct, stages), where iterating `stages` runs the backward pass one

@@ -126,20 +126,24 @@ class Trainer:
         self.comm.Bcast(params, root=0)
         return params
 
-    def compile_jobs(self) -> list:
-        """The kernels of a step and of validation, each run once on throwaway inputs of the
-        run's types (hpctrain.node_compile); the gradient buffer's contents are then undefined."""
+    def compile_jobs(self) -> tuple[list, list]:
+        """(jobs, parts) for hpctrain.node_compile: the kernels of a step and of validation,
+        each run once on throwaway inputs of the run's types, and the pieces of the step's
+        kernel; the gradient buffer's contents are then undefined."""
         X, y = self.rows.X[:1], self.rows.y[:1]
         scratch = None if self.grad_on_gpu else self.sync.local
-        jobs = [lambda: self.engine.loss_grad(X, y, scratch)]
+        jobs, parts = [lambda: self.engine.loss_grad(X, y, scratch)], []
         if scratch is not None:
             jobs.append(lambda: all_finite(scratch))
-        if self.device == "cpu":        # the GPU's optimizer kernels are CUDA's own
+        if self.device == "cpu":        # the GPU's kernels are CUDA's own
             jobs.append(self.engine.optimizer.compile_kernel)
+            parts = self.engine.loss_grad_parts(X, y, scratch)
         if self.val is not None and not self.cfg.reproducible:
             Xv, yv = self.val
             jobs.append(lambda: self.model.evaluate(self.engine.params_host(), Xv[:1], yv[:1]))
-        return jobs + kernel_jobs(np.float32)
+        if self.comm.Get_size() > 1:     # one rank reduces nothing
+            jobs += kernel_jobs(np.float32, [self.sync.facts.get("reduction")])
+        return jobs, parts
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -152,7 +156,8 @@ class Trainer:
             say_if_compiling(print_stderr)
         finished = False
         try:
-            compile_on_node(self.comm, self.compile_jobs(), cached=kernels_cached)
+            jobs, parts = self.compile_jobs()
+            compile_on_node(self.comm, jobs, parts, cached=kernels_cached)
             self.sync.prepare()
             self.loop()
             finished = True

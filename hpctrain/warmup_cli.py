@@ -1,7 +1,8 @@
 """`hpctrain warmup`: compile every kernel a training run needs into Numba's cache, once.
 
-A cold start compiles about 19 kernel specializations (9-13 s on one core, docs/
-OBSERVABILITY.md "Cold start"); each later run loads them from the cache in about a second.
+A cold start compiles about 20 kernel specializations (5-7 s on one core of the 2-core
+development machine; split over a node's ranks, hpctrain.node_compile); each later run loads
+them from the cache in under a second.
 On a cluster the cache lives in the home or project file system, so one warm-up per node
 type (CPU model) and installed version serves every job after it: run it once per node
 type, as two ranks on one node (`mpiexec -n 2 hpctrain warmup`, or `srun -N1 -n2 hpctrain
@@ -11,7 +12,8 @@ It trains tiny in-memory models through the same loop as `hpctrain train` (hpctr
 each task (binary, multiclass, regression: their labels are int32 or float32, two
 specializations), each optimizer (Adam, SGD with and without momentum), each allreduce
 that has kernels of its own (ring, doubling, shm, auto's checks), then predicts and evaluates, so
-validation, `evaluate` and `predict` find their kernels too.
+validation, `evaluate` and `predict` find their kernels too; last, every allreduce's own
+kernels directly (auto measures, and so compiles, nothing where it has chosen before).
 """
 
 import os
@@ -36,7 +38,11 @@ def tiny_problem(task: str, rng):
 
 def warm_up(device: str = "cpu") -> float:
     """Compile (or load) every kernel; the seconds it took."""
-    from .fitting import fit  # MPI and Numba load here, after the CLI fixed thread counts
+    # MPI and Numba load here, after the CLI fixed thread counts
+    from .comm.kernel_jobs import KERNELS, kernel_jobs
+    from .fitting import fit
+    from .node_compile import compile_on_node
+    from .world import world
 
     started = time.perf_counter()
     rng = np.random.default_rng(0)
@@ -46,6 +52,10 @@ def warm_up(device: str = "cpu") -> float:
                     batch_size=16, device=device, allreduce=allreduce, **settings)
         model.evaluate(X, y)
         model.predict(X)
+    if world().Get_size() > 1:
+        # every algorithm's kernels, directly: auto measures nothing (and so compiles none of
+        # them) where it has chosen before on this machine
+        compile_on_node(world(), kernel_jobs(np.float32, KERNELS))
     return time.perf_counter() - started
 
 

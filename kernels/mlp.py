@@ -14,10 +14,14 @@ Workspaces, float32 1-D, owned by the caller and sized for the batch n:
   deltas   2 * n * max(fan_out): two ping-pong buffers for dL/dZ going down the layers
 """
 
-from numba import njit
+from numba import njit, typeof, types
 
 from .dense import dense_backward, dense_forward
 from .heads import head_loss_grad, head_output
+
+# The three large pieces of loss_grad, whose compiles take most of its own: compiled first,
+# each on its own rank (part_jobs), they are loaded from Numba's cache when loss_grad is
+# compiled, which is then left with its own body.
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -111,3 +115,15 @@ def predict(params, X, offsets, fan_in, fan_out, acts, task, outputs, out):
         return
     logits = forward(params, X, offsets, fan_in, fan_out, acts, outputs)
     head_output(logits, task, out)
+
+
+def part_jobs(params, X, y, grad, offsets, fan_in, fan_out, acts, task, outputs, deltas):
+    """Jobs that compile loss_grad's pieces for exactly the types loss_grad passes them (the
+    same arguments as loss_grad; outputs, deltas and grad are then undefined). backward_layer
+    first: with two ranks, it and the head balance forward."""
+    logits = types.Array(types.float32, 2, "C")  # what forward returns: a block of outputs
+    head_types = (logits, typeof(y), logits, types.int64, types.literal(True))
+    return [lambda: backward_layer(0, params, X, grad, offsets, fan_in, fan_out, acts, outputs,
+                                   deltas),
+            lambda: forward(params, X, offsets, fan_in, fan_out, acts, outputs),
+            lambda: head_loss_grad.compile(head_types)]

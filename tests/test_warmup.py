@@ -31,3 +31,22 @@ def test_after_warmup_nothing_compiles(tmp_path):
                     if "data saved" in line]
         assert saved == 0 and loaded > 0, (proc.args, compiled)
         assert "compiling kernels" not in proc.stderr
+
+
+def test_warmup_compiles_every_allreduce_even_when_auto_has_already_chosen(tmp_path):
+    # auto keeps its choice per machine (XDG_CACHE_HOME), so a later warm-up into a fresh
+    # Numba cache (a new version, another cache directory) measures nothing: it must still
+    # compile what each algorithm runs
+    xdg = tmp_path / "xdg"
+    check(run_mpi(2, ["warmup"], env=child_env(NUMBA_CACHE_DIR=tmp_path / "old",
+                                               XDG_CACHE_HOME=xdg)))
+    env = child_env(NUMBA_CACHE_DIR=tmp_path / "cache", NUMBA_DEBUG_CACHE=1, XDG_CACHE_HOME=xdg)
+    check(run_mpi(2, ["warmup"], env=env))
+    data = make_data(tmp_path / "data", samples=60, features=4, shards=2)
+    for algorithm in ("native", "ring", "doubling", "shm"):
+        proc = check(run_mpi(2, ["train", "--data", data, "--out", tmp_path / algorithm,
+                                 "--steps", "2", "--hidden", "5", "--allreduce", algorithm],
+                             env=env))
+        compiled = [line.split("/")[-1] for line in (proc.stdout + proc.stderr).splitlines()
+                    if "data saved" in line]
+        assert not compiled, (algorithm, compiled)
