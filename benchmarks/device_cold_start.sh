@@ -2,9 +2,12 @@
 # Cold start on the 16-core machine, before and after a change, in one device call: the
 # cold-start table (benchmarks/cold_start.py) for a baseline tree (BASELINE_DIR, a checkout
 # of the commit to compare against, installed in its turn) and for this one, side by side on
-# the same machine; then the ranks x threads layouts of issue 16's harness.
+# the same machine; then the ranks x threads layouts of `hpctrain bench scaling --layouts`.
 #
 #   benchmarks/device_cold_start.sh OUT_DIR [BASELINE_DIR]
+#
+# BASELINE_DIR travels with the device call as an ignored folder named in its carry, e.g.
+# `echo /.old/ >> .git/info/exclude; mkdir .old; git archive e7a026a | tar -x -C .old`.
 set -uo pipefail
 out=${1:?usage: device_cold_start.sh OUT_DIR [BASELINE_DIR]}
 baseline=${2:-}
