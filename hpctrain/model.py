@@ -148,6 +148,8 @@ class MLP:
         """Jobs compiling the pieces of loss_grad's kernel for these inputs' types, for
         hpctrain.node_compile to spread over a node's ranks (grad is then undefined)."""
         X, y = self._batch(X, y)
+        if X.shape[0] == 0:  # the pieces run as loss_grad would not (BLAS takes no empty matrix)
+            return []
         outputs, deltas = self._workspace(X.shape[0])
         return _kernels().part_jobs(params, X, y, grad, self._offsets, self._fan_in,
                                     self._fan_out, self._acts, self._task_code, outputs, deltas)

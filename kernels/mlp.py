@@ -19,10 +19,6 @@ from numba import njit, typeof, types
 from .dense import dense_backward, dense_forward
 from .heads import head_loss_grad, head_output
 
-# The three large pieces of loss_grad, whose compiles take most of its own: compiled first,
-# each on its own rank (part_jobs), they are loaded from Numba's cache when loss_grad is
-# compiled, which is then left with its own body.
-
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def weights(params, offsets, fan_in, fan_out, l):
@@ -118,9 +114,12 @@ def predict(params, X, offsets, fan_in, fan_out, acts, task, outputs, out):
 
 
 def part_jobs(params, X, y, grad, offsets, fan_in, fan_out, acts, task, outputs, deltas):
-    """Jobs that compile loss_grad's pieces for exactly the types loss_grad passes them (the
-    same arguments as loss_grad; outputs, deltas and grad are then undefined). backward_layer
-    first: with two ranks, it and the head balance forward."""
+    """Jobs that compile loss_grad's three large pieces for exactly the types loss_grad passes
+    them (the same arguments as loss_grad, X with at least one row; outputs, deltas and grad
+    are then undefined). Their compiles take most of loss_grad's: run first, each on its own
+    rank (hpctrain.node_compile), they are loaded from Numba's cache when loss_grad compiles,
+    which is then left with its own body. backward_layer first: with two ranks, it and the
+    head balance forward."""
     logits = types.Array(types.float32, 2, "C")  # what forward returns: a block of outputs
     head_types = (logits, typeof(y), logits, types.int64, types.literal(True))
     return [lambda: backward_layer(0, params, X, grad, offsets, fan_in, fan_out, acts, outputs,

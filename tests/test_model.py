@@ -225,3 +225,20 @@ def test_inputs_of_the_wrong_shape_are_input_errors():
     with pytest.raises(ValueError, match="gradient buffer"):
         m.loss_grad(params, np.zeros((4, 3), np.float32), np.zeros(4, np.int32),
                     np.empty(m.n_params, np.float64))
+
+
+def test_loss_grad_parts_compile_the_pieces_and_leave_an_empty_batch_out():
+    model = MLP(features=3, hidden=(4,), task="binary")
+    params = model.init_params(0)
+    grad = np.zeros_like(params)
+    empty = model.loss_grad_parts(params, np.zeros((0, 3), np.float32), np.zeros(0, np.int32),
+                                  grad)
+    assert empty == []  # an empty batch never reaches the products (loss_grad returns first)
+    X = np.ones((2, 3), np.float32)
+    y = np.array([0, 1], np.int32)
+    jobs = model.loss_grad_parts(params, X, y, grad)
+    assert len(jobs) == 3
+    for job in jobs:
+        job()
+    expected = model.loss_grad(params, X, y, grad)
+    assert model.loss_grad(params, X, y, grad.copy()) == expected
