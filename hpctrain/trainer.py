@@ -141,8 +141,7 @@ class Trainer:
         if self.val is not None and not self.cfg.reproducible:
             Xv, yv = self.val
             jobs.append(lambda: self.model.evaluate(self.engine.params_host(), Xv[:1], yv[:1]))
-        if self.comm.Get_size() > 1:     # one rank reduces nothing
-            jobs += kernel_jobs(np.float32, [self.sync.facts.get("reduction")])
+        jobs += kernel_jobs(self.comm, np.float32, [self.sync.facts.get("reduction")])
         return jobs, parts
 
     # --- the loop ---------------------------------------------------------------------------

@@ -52,10 +52,9 @@ def warm_up(device: str = "cpu") -> float:
                     batch_size=16, device=device, allreduce=allreduce, **settings)
         model.evaluate(X, y)
         model.predict(X)
-    if world().Get_size() > 1:
-        # every algorithm's kernels, directly: auto measures nothing (and so compiles none of
-        # them) where it has chosen before on this machine
-        compile_on_node(world(), kernel_jobs(np.float32, KERNELS))
+    # every algorithm's kernels, directly: auto measures nothing (and so compiles none of
+    # them) where it has chosen before on this machine
+    compile_on_node(world(), kernel_jobs(world(), np.float32, KERNELS))
     return time.perf_counter() - started
 
 

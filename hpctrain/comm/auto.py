@@ -112,7 +112,7 @@ def choose(comm, key: str, algorithms: dict, size: int, n: int, dtype,
 
 def measure(comm, algorithms: dict, n: int, dtype) -> dict:
     """name -> seconds per call, every rank timing the same calls together (`timing`)."""
-    compile_on_node(comm, kernel_jobs(dtype, algorithms))  # once per node, not once per rank
+    compile_on_node(comm, kernel_jobs(comm, dtype, algorithms))  # once per node, not once per rank
     scratch = np.zeros(n, dtype=dtype)
     names = sorted(algorithms)
     # Agreed like every number that decides how many calls run: same calls on every rank.

@@ -27,9 +27,12 @@ KERNELS = {
 KERNELS["shm-window"] = KERNELS["shm"]
 
 
-def kernel_jobs(dtype, reductions) -> list:
-    """Jobs compiling (or loading) the kernels of these reductions for `dtype` (names
-    without kernels of their own, such as auto, which compiles its candidates', add none)."""
+def kernel_jobs(comm, dtype, reductions) -> list:
+    """Jobs compiling (or loading) the kernels of these reductions over `comm` for `dtype`
+    (names without kernels of their own, such as auto, which compiles its candidates', add
+    none; so does one rank, where every algorithm returns before it reduces)."""
+    if comm.Get_size() == 1:
+        return []
     jobs = []
     for name in sorted(set(reductions)):
         for kernel in KERNELS.get(name, ()):
